@@ -1,0 +1,193 @@
+"""LightningDataModule for a folder of class folders: checks, splits and loads the images."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from src.data.dataset import ImageFileDataset
+from src.data.image_checks import find_unusable
+from src.data.images import DEFAULT_MAX_PIXELS
+from src.data.samples import (
+    Sample,
+    collect_samples,
+    find_classes,
+    stratified_split,
+    write_file_list,
+)
+from src.data.transforms import eval_transform, resize_size_for, train_transform
+from src.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def default_num_workers() -> int:
+    """One loader worker per CPU core available to this process, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(cores or 1, 8)
+
+
+class ImageFolderDataModule(L.LightningDataModule):
+    """Images in `root/<class>/...` (split here, seeded and stratified) or `root/{train,val}/<class>/...`.
+
+    Files that cannot be decoded are excluded and reported, never fed to the model.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        image_size: int = 224,
+        batch_size: int = 4,
+        num_workers: int | None = None,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        val_fraction: float = 0.2,
+        split_seed: int | None = 0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        augment: dict[str, Any] | None = None,
+        cache_dir: str | None = None,
+        file_list_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise UserError(f"data.batch_size={batch_size} must be at least 1")
+        if image_size < 8:
+            raise UserError(f"data.image_size={image_size} must be at least 8 pixels")
+        self.root = Path(root).expanduser()
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = default_num_workers() if num_workers is None else num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.val_fraction = val_fraction
+        self.split_seed = 0 if split_seed is None else split_seed
+        self.max_pixels = max_pixels
+        self.augment = dict(augment or {})
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.file_list_dir = Path(file_list_dir) if file_list_dir else None
+        self.train_samples: list[Sample] = []
+        self.val_samples: list[Sample] = []
+        self.excluded: dict[Path, str] = {}
+
+    # ------------------------------------------------------------- the files
+    def ensure_data(self) -> None:
+        """Make `root` hold the data; subclasses download or generate it."""
+
+    def prepare_data(self) -> None:
+        """Runs once per node: fetch the data and decode-check new images (results are cached)."""
+        self.ensure_data()
+        self._scan()
+
+    @property
+    def has_predefined_split(self) -> bool:
+        return (self.root / "train").is_dir() and (self.root / "val").is_dir()
+
+    @property
+    def class_names(self) -> list[str]:
+        return find_classes(self.root / "train" if self.has_predefined_split else self.root)
+
+    def _scan_folder(self, folder: Path, classes: list[str]) -> list[Sample]:
+        candidates, skipped = collect_samples(folder, classes)
+        unusable = find_unusable(
+            [s.path for s in candidates], self.root, self.max_pixels, self.cache_dir
+        )
+        self.excluded.update({path: "not an image file (suffix)" for path in skipped})
+        self.excluded.update(unusable)
+        usable = [sample for sample in candidates if sample.path not in unusable]
+        for label, name in enumerate(classes):
+            if not any(sample.label == label for sample in usable):
+                raise UserError(f"Class folder {folder / name} holds no usable image; add images")
+        return usable
+
+    def _scan(self) -> tuple[list[Sample], list[Sample]]:
+        classes = self.class_names
+        self.excluded = {}
+        if self.has_predefined_split:
+            return self._scan_folder(self.root / "train", classes), self._scan_folder(
+                self.root / "val", classes
+            )
+        return stratified_split(
+            self._scan_folder(self.root, classes), self.val_fraction, self.split_seed
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_samples:
+            return
+        self.train_samples, self.val_samples = self._scan()
+        classes = self.class_names
+        counts = {
+            name: sum(1 for s in self.train_samples + self.val_samples if s.label == label)
+            for label, name in enumerate(classes)
+        }
+        log.info(
+            "Data %s: %d train / %d val images; per class %s",
+            self.root,
+            len(self.train_samples),
+            len(self.val_samples),
+            counts,
+        )
+        if self.excluded:
+            log.warning(
+                "Excluded %d unusable files under %s%s",
+                len(self.excluded),
+                self.root,
+                f" (listed in {self.file_list_dir / 'excluded_files.txt'})"
+                if self.file_list_dir
+                else "",
+            )
+        if self.file_list_dir and self.trainer_is_global_zero:
+            write_file_list(
+                self.file_list_dir / "train_files.txt", self.train_samples, self.root, classes
+            )
+            write_file_list(
+                self.file_list_dir / "val_files.txt", self.val_samples, self.root, classes
+            )
+            excluded_lines = [
+                f"{path.relative_to(self.root).as_posix()}\t{reason}"
+                for path, reason in sorted(self.excluded.items())
+            ]
+            (self.file_list_dir / "excluded_files.txt").write_text(
+                "".join(line + "\n" for line in excluded_lines), encoding="utf-8"
+            )
+
+    @property
+    def trainer_is_global_zero(self) -> bool:
+        return self.trainer is None or self.trainer.is_global_zero
+
+    # ---------------------------------------------------------- the loaders
+    def train_dataset(self) -> ImageFileDataset:
+        return ImageFileDataset(
+            self.train_samples,
+            train_transform(self.image_size, **self.augment),
+            self.max_pixels,
+        )
+
+    def val_dataset(self) -> ImageFileDataset:
+        draft = resize_size_for(self.image_size)
+        return ImageFileDataset(
+            self.val_samples, eval_transform(self.image_size), self.max_pixels, (draft, draft)
+        )
+
+    def _loader(self, dataset: ImageFileDataset, shuffle: bool) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and workers > 0,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset(), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset(), shuffle=False)

@@ -1,0 +1,103 @@
+"""Train an image classifier: `python -m src.train [group=option ...] [key=value ...]`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig
+
+from src.errors import UserError
+from src.models.classifier import ImageClassifier
+from src.utils.entry import exit_on_user_error, flatten, instantiate_group, to_plain
+
+log = logging.getLogger(__name__)
+
+
+def is_launcher_process() -> bool:
+    """False in the extra processes Lightning's DDP launcher starts (they re-run this script)."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
+def refuse_used_run_dir(output_dir: Path, resuming: bool) -> None:
+    """Never let a new run overwrite the checkpoints of an earlier one in the same dir."""
+    checkpoints = output_dir / "checkpoints"
+    if not resuming and is_launcher_process() and any(checkpoints.glob("*.ckpt")):
+        raise UserError(
+            f"{checkpoints} already holds checkpoints of an earlier run; "
+            "pick a new hydra.run.dir or resume with ckpt_path=<that run>/checkpoints/last.ckpt"
+        )
+
+
+def build_model(cfg: DictConfig, class_names: list[str]) -> ImageClassifier:
+    return ImageClassifier(
+        class_names=class_names,
+        model=to_plain(cfg.model),
+        freeze=to_plain(cfg.freeze),
+        optimizer=to_plain(cfg.optimizer),
+        scheduler=to_plain(cfg.scheduler),
+        image_size=cfg.data.image_size,
+        data_config=to_plain(cfg.data),
+    )
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit the model as configured; returns the best `val/acc` (the metric sweepers optimise)."""
+    if cfg.seed is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    refuse_used_run_dir(Path(cfg.paths.output_dir), resuming=cfg.ckpt_path is not None)
+
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    model = build_model(cfg, datamodule.class_names)
+    trainable, total = model.parameter_counts()
+    log.info(
+        "%s, %d classes %s: %s of %s parameters trainable (%.1f%%)",
+        cfg.model.name,
+        len(datamodule.class_names),
+        datamodule.class_names,
+        f"{trainable:,}",
+        f"{total:,}",
+        100.0 * trainable / total,
+    )
+    if cfg.ckpt_path is None:
+        model.load_starting_weights()
+    else:
+        log.info("Resuming from %s", cfg.ckpt_path)
+
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
+    )
+    hparams = flatten(to_plain(cfg))
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hparams, metrics={"val/acc_best": 0.0})
+        else:
+            logger.log_hyperparams(hparams)
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+
+    best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+    if best is None:
+        best = trainer.callback_metrics.get("val/acc_best")
+    if best is not None:
+        log.info("Best val/acc: %.4f", float(best))
+    if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path:
+        log.info("Best checkpoint: %s", trainer.checkpoint_callback.best_model_path)
+    return None if best is None else float(best)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@exit_on_user_error
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
