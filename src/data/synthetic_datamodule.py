@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from src.data.datamodule import ImageFolderDataModule
-from src.data.synthetic import generate_shapes
+from src.data.synthetic import generate_stripes
 
 
 class SyntheticDataModule(ImageFolderDataModule):
@@ -24,4 +24,6 @@ class SyntheticDataModule(ImageFolderDataModule):
         self.generation_seed = generation_seed
 
     def ensure_data(self) -> None:
-        generate_shapes(self.root, self.images_per_class, self.generated_size, self.generation_seed)
+        generate_stripes(
+            self.root, self.images_per_class, self.generated_size, self.generation_seed
+        )
