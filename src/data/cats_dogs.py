@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from src.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, check_image
+from src.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ REPORT_TXT = "prepare_report.txt"
 _TMP_PREFIX = ".extract-"
 
 
-class DataPreparationError(RuntimeError):
+class DataPreparationError(UserError):
     """The data cannot be prepared; the message says what is wrong and what to do about it."""
 
 
