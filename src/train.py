@@ -8,7 +8,9 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
@@ -34,6 +36,24 @@ def refuse_used_run_dir(output_dir: Path, resuming: bool) -> None:
         )
 
 
+def check_accelerator(trainer_cfg: DictConfig) -> None:
+    """Refuse a GPU request on a machine without one before any data is touched."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    if accelerator in {"gpu", "cuda"} and not torch.cuda.is_available():
+        raise UserError(
+            f"trainer.accelerator={accelerator} but no CUDA GPU is available here; "
+            "use trainer=cpu, or trainer=default to take a GPU only when there is one"
+        )
+    devices = trainer_cfg.get("devices")
+    if accelerator in {"gpu", "cuda"} and isinstance(devices, int):
+        available = torch.cuda.device_count()
+        if devices > available:
+            raise UserError(
+                f"trainer.devices={devices} but only {available} GPU(s) are available; "
+                f"use trainer.devices={available} or fewer"
+            )
+
+
 def build_model(cfg: DictConfig, class_names: list[str]) -> ImageClassifier:
     return ImageClassifier(
         class_names=class_names,
@@ -51,6 +71,7 @@ def train(cfg: DictConfig) -> float | None:
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
     refuse_used_run_dir(Path(cfg.paths.output_dir), resuming=cfg.ckpt_path is not None)
+    check_accelerator(cfg.trainer)
 
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -71,9 +92,11 @@ def train(cfg: DictConfig) -> float | None:
         log.info("Resuming from %s", cfg.ckpt_path)
 
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
-    )
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if not loggers:
+        # Lightning refuses a learning-rate monitor without a logger to write to.
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     hparams = flatten(to_plain(cfg))
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):

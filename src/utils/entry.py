@@ -22,6 +22,15 @@ T = TypeVar("T")
 USER_ERRORS = (UserError, MisconfigurationException)
 
 
+def find_user_error(error: BaseException | None) -> BaseException | None:
+    """The user error behind `error`, also when Hydra's instantiate wrapped it."""
+    while error is not None:
+        if isinstance(error, USER_ERRORS):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
     """Turn a user error into one logged line and exit status 2 instead of a traceback."""
 
@@ -29,8 +38,11 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return task(*args, **kwargs)
-        except USER_ERRORS as error:
-            message = " ".join(str(error).split())
+        except Exception as error:
+            user_error = find_user_error(error)
+            if user_error is None:
+                raise
+            message = " ".join(str(user_error).split())
             log.error("%s", message)
             print(f"Error: {message}", file=sys.stderr)
             sys.exit(2)
