@@ -52,6 +52,9 @@ class ImageClassifier(L.LightningModule):
         )
         self.freeze_policy.apply(self.net, self.head_name)
         self.frozen_batchnorms = self.freeze_policy.frozen_batchnorms(self.net, self.head_name)
+        # Lightning restores each submodule's recorded mode after validation, so frozen
+        # BatchNorm must already be in eval mode before the first mode is recorded.
+        self.train()
         self.channels_last = bool(model.get("channels_last", False))
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)

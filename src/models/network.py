@@ -105,8 +105,8 @@ def load_starting_weights(
 ) -> None:
     """Copy `state_dict` into `net`; the head keeps its fresh weights when its shape differs.
 
-    Every other tensor must match by name and shape: a file for another architecture is an error,
-    never a silent partial load.
+    Every other tensor must match by name and shape, with none left over: a file for another
+    architecture is an error, never a silent partial load.
     """
     own = net.state_dict()
     head_keys = {key for key in own if key.startswith(head_name + ".")}
@@ -127,15 +127,13 @@ def load_starting_weights(
         for key, value in state_dict.items()
         if key in own and key not in head_keys and own[key].shape != value.shape
     )
-    if missing or mismatched:
-        problems = missing[:3] + mismatched[:3]
+    if missing or mismatched or unexpected:
+        examples = (missing[:2] + mismatched[:2] + unexpected[:2])[:4]
         raise WeightsError(
-            f"weights from {source} do not fit this network ({len(missing)} missing and "
-            f"{len(mismatched)} mis-shaped tensors, e.g. {', '.join(problems)}); "
-            "check model.name against the file"
+            f"weights from {source} do not fit this network ({len(missing)} missing, "
+            f"{len(mismatched)} mis-shaped and {len(unexpected)} unknown tensors, e.g. "
+            f"{', '.join(examples)}); check model.name against the file"
         )
-    if unexpected:
-        log.warning("Ignoring %d tensors of %s the network lacks", len(unexpected), source)
     if not head_loaded:
         to_load = {key: value for key, value in to_load.items() if key not in head_keys}
     net.load_state_dict(to_load, strict=False)
