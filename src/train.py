@@ -106,13 +106,12 @@ def train(cfg: DictConfig) -> float | None:
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
 
-    best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
-    if best is None:
-        best = trainer.callback_metrics.get("val/acc_best")
+    best = trainer.callback_metrics.get("val/acc_best")
     if best is not None:
         log.info("Best val/acc: %.4f", float(best))
-    if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path:
-        log.info("Best checkpoint: %s", trainer.checkpoint_callback.best_model_path)
+    for checkpoint in trainer.checkpoint_callbacks:
+        if checkpoint.monitor and checkpoint.best_model_path:
+            log.info("Best checkpoint (%s): %s", checkpoint.monitor, checkpoint.best_model_path)
     return None if best is None else float(best)
 
 

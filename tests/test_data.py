@@ -1,0 +1,128 @@
+"""The data module: seeded stratified split, predefined train/val, bad files, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.data import image_checks
+from src.data.datamodule import ImageFolderDataModule
+from src.errors import UserError
+from tests.image_factory import unusable_names, write_broken_files, write_rgb_jpeg
+
+
+def make_folder(root: Path, counts: dict[str, int]) -> Path:
+    for index, (name, count) in enumerate(counts.items()):
+        for number in range(count):
+            write_rgb_jpeg(
+                root / name / f"img {number} é.jpg", size=(40, 30), color=(60 * index, 9, 9)
+            )
+    return root
+
+
+def datamodule(root: Path, **kwargs) -> ImageFolderDataModule:
+    settings = {"image_size": 32, "batch_size": 4, "num_workers": 0, **kwargs}
+    dm = ImageFolderDataModule(str(root), **settings)
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+def names(samples) -> list[str]:
+    return [s.path.name + s.path.parent.name for s in samples]
+
+
+def test_split_is_stratified_and_deterministic(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "images", {"a": 20, "b": 10, "c": 5})
+    first = datamodule(root, val_fraction=0.2, split_seed=7)
+    again = datamodule(root, val_fraction=0.2, split_seed=7)
+    other = datamodule(root, val_fraction=0.2, split_seed=8)
+    assert names(first.val_samples) == names(again.val_samples)
+    assert names(first.train_samples) == names(again.train_samples)
+    assert set(names(first.val_samples)) != set(names(other.val_samples))
+    val_per_class = [sum(1 for s in first.val_samples if s.label == k) for k in range(3)]
+    assert val_per_class == [4, 2, 1]
+    assert not set(names(first.train_samples)) & set(names(first.val_samples))
+    assert len(first.train_samples) + len(first.val_samples) == 35
+
+
+def test_file_lists_are_written(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "images", {"cat": 5, "dog": 5})
+    dm = datamodule(root, file_list_dir=str(tmp_path / "run"))
+    lines = (tmp_path / "run" / "val_files.txt").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(dm.val_samples) == 2
+    assert all(line.split("\t")[1] in {"cat", "dog"} for line in lines)
+    assert (tmp_path / "run" / "train_files.txt").is_file()
+
+
+def test_predefined_train_val_folders_are_used(tmp_path: Path) -> None:
+    make_folder(tmp_path / "images" / "train", {"x": 4, "y": 3})
+    make_folder(tmp_path / "images" / "val", {"x": 2, "y": 1})
+    dm = datamodule(tmp_path / "images")
+    assert dm.class_names == ["x", "y"]
+    assert (len(dm.train_samples), len(dm.val_samples)) == (7, 3)
+
+
+def test_broken_files_are_excluded_and_reported(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "images", {"cat": 4, "dog": 4})
+    expected = write_broken_files(root / "dog")
+    dm = datamodule(root, file_list_dir=str(tmp_path / "run"))
+    excluded = {path.name for path in dm.excluded}
+    assert excluded == unusable_names(expected)
+    report = (tmp_path / "run" / "excluded_files.txt").read_text(encoding="utf-8")
+    assert "bomb.png\tdecompression bomb" in report
+    usable = len(expected) - len(excluded)
+    assert len(dm.train_samples) + len(dm.val_samples) == 8 + usable
+    # every remaining file loads as a uint8 RGB tensor of the configured size
+    for dataset in (dm.train_dataset(), dm.val_dataset()):
+        for index in range(len(dataset)):
+            image, _ = dataset[index]
+            assert image.dtype == torch.uint8 and image.shape == (3, 32, 32)
+
+
+def test_image_checks_are_cached(tmp_path: Path, monkeypatch) -> None:
+    root = make_folder(tmp_path / "images", {"a": 3, "b": 3})
+    datamodule(root, cache_dir=str(tmp_path / "cache"))
+
+    def must_not_decode(*args, **kwargs):
+        raise AssertionError("decoded again although unchanged")
+
+    monkeypatch.setattr(image_checks, "check_image", must_not_decode)
+    datamodule(root, cache_dir=str(tmp_path / "cache"))
+    write_rgb_jpeg(root / "a" / "new.jpg")  # a new file is checked
+    with pytest.raises(AssertionError, match="decoded again"):
+        datamodule(root, cache_dir=str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ("missing", "does not exist"),
+        ("empty", "has no class sub-folders"),
+        ("class_without_images", "holds no image files"),
+        ("class_with_only_broken", "holds no usable image"),
+    ],
+)
+def test_clear_errors_name_the_path(tmp_path: Path, layout: str, message: str) -> None:
+    root = tmp_path / "images"
+    if layout != "missing":
+        root.mkdir()
+    if layout in {"class_without_images", "class_with_only_broken"}:
+        make_folder(root, {"a": 3})
+        (root / "b").mkdir()
+        (root / "b" / "notes.txt").write_text("no images here")
+    if layout == "class_with_only_broken":
+        (root / "b" / "broken.jpg").write_bytes(b"")
+    with pytest.raises(UserError, match=message) as info:
+        datamodule(root)
+    assert str(root) in str(info.value)
+
+
+def test_bad_settings_are_refused(tmp_path: Path) -> None:
+    root = make_folder(tmp_path / "images", {"a": 3, "b": 3})
+    with pytest.raises(UserError, match="val_fraction"):
+        datamodule(root, val_fraction=1.5)
+    with pytest.raises(UserError, match="batch_size"):
+        ImageFolderDataModule(str(root), batch_size=0)

@@ -1,0 +1,123 @@
+"""End to end: train, resume from a checkpoint, evaluate and predict, and the errors users see."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.evaluate import evaluate
+from src.predict import find_inputs, predict_files
+from src.models.checkpoint import load_classifier
+from src.train import train
+from tests.conftest import run_module
+from tests.image_factory import unusable_names, write_broken_files
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def trained_run(make_config, folder_overrides) -> Path:
+    """A finished two-epoch run; returns its output dir."""
+    cfg = make_config([*folder_overrides, "scheduler.scheduler.step_size=1"])
+    train(cfg)
+    return Path(cfg.paths.output_dir)
+
+
+def test_run_dir_holds_config_outputs(trained_run: Path) -> None:
+    assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (trained_run / "checkpoints").iterdir()}
+    assert list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = (trained_run / "csv" / "metrics.csv").read_text()
+    for name in ("train/loss", "train/acc", "val/loss", "val/acc", "lr-SGD"):
+        assert name in metrics
+    assert (trained_run / "train_files.txt").is_file()
+
+
+def test_resume_continues_epochs_optimizer_and_scheduler(
+    trained_run, make_config, folder_overrides, tmp_path
+) -> None:
+    last = trained_run / "checkpoints" / "last.ckpt"
+    before = torch.load(last, weights_only=True)
+    assert (before["epoch"], before["global_step"]) == (1, 4)
+    cfg = make_config(
+        [
+            *folder_overrides,
+            "scheduler.scheduler.step_size=1",
+            "trainer.max_epochs=3",
+            f"ckpt_path={last}",
+            f"paths.output_dir={tmp_path / 'resumed'}",
+        ]
+    )
+    train(cfg)
+    after = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (after["epoch"], after["global_step"]) == (2, 6)
+    assert after["lr_schedulers"][0]["last_epoch"] == 3
+    assert after["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(0.001 * 0.1**3)
+    rows = list(csv.DictReader((tmp_path / "resumed" / "csv" / "metrics.csv").open()))
+    assert {row["epoch"] for row in rows if row.get("val/acc")} == {"2"}
+    # the run it resumed from is untouched
+    assert torch.load(last, weights_only=True)["global_step"] == 4
+
+
+def test_a_new_run_never_overwrites_checkpoints(trained_run, make_config, folder_overrides) -> None:
+    cfg = make_config([*folder_overrides, f"paths.output_dir={trained_run}"])
+    with pytest.raises(Exception, match="already holds checkpoints"):
+        train(cfg)
+
+
+def test_evaluate_reproduces_the_best_score_on_the_same_split(trained_run, make_config) -> None:
+    best = trained_run / "checkpoints" / "best.ckpt"
+    score = torch.load(best, weights_only=True)["callbacks"]
+    best_score = next(v["best_model_score"] for k, v in score.items() if "ModelCheckpoint" in k)
+    metrics = evaluate(make_config([f"ckpt_path={best}"], config_name="evaluate"))
+    assert metrics["accuracy"] == pytest.approx(float(best_score))
+    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["num_images"]
+
+
+def test_predict_rows_for_good_and_bad_files(trained_run, stripes_root, tmp_path) -> None:
+    folder = tmp_path / "to_predict"
+    for image in sorted((stripes_root / "vertical").glob("*.png"))[:3]:
+        (folder / image.name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / image.name).write_bytes(image.read_bytes())
+    expected = write_broken_files(folder / "odd")
+    model = load_classifier(trained_run / "checkpoints" / "best.ckpt")
+    predictions = predict_files(find_inputs(folder), model, batch_size=4)
+    failed = {p.path.name for p in predictions if p.error}
+    assert failed == unusable_names(expected) - {"Thumbs.db"}  # Thumbs.db has no image suffix
+    good = [p for p in predictions if not p.error]
+    assert good and all(p.label in {"horizontal", "vertical"} for p in good)
+    assert all(sum(p.probabilities) == pytest.approx(1.0, abs=1e-5) for p in good)
+
+    result = run_module(
+        "src.predict",
+        f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}",
+        f"input={folder}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr
+    rows = list(csv.DictReader(next((tmp_path / "outputs").rglob("predictions.csv")).open()))
+    assert len(rows) == len(predictions)
+    assert {row["path"].rsplit("/", 1)[-1] for row in rows if row["error"]} == failed
+
+
+def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
+    bad_group = run_module("src.train", "freeze=bogus", cwd=tmp_path)
+    assert bad_group.returncode != 0
+    assert "freeze/bogus" in bad_group.stderr and "layer3_4" in bad_group.stderr
+
+    missing = run_module(
+        "src.train", "data=folder", f"data.root={tmp_path / 'nowhere'}", cwd=tmp_path
+    )
+    assert missing.returncode == 2
+    error_lines = [line for line in missing.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1 and "nowhere does not exist" in error_lines[0]
+    assert "Traceback" not in missing.stderr
+
+    bad_layer = run_module(
+        "src.train", "model.pretrained=false", "freeze.trainable=[layer9]", "data=synthetic",
+        "data.images_per_class=4", cwd=tmp_path,
+    )  # fmt: skip
+    assert bad_layer.returncode == 2
+    assert "valid names: conv1, bn1" in bad_layer.stderr
