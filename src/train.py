@@ -36,6 +36,11 @@ def refuse_used_run_dir(output_dir: Path, resuming: bool) -> None:
         )
 
 
+def runs_on_cpu(trainer_cfg: DictConfig) -> bool:
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
 def check_accelerator(trainer_cfg: DictConfig) -> None:
     """Refuse a GPU request on a machine without one before any data is touched."""
     accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
@@ -96,7 +101,12 @@ def train(cfg: DictConfig) -> float | None:
     if not loggers:
         # Lightning refuses a learning-rate monitor without a logger to write to.
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    sync_batchnorm = bool(cfg.trainer.get("sync_batchnorm")) and not runs_on_cpu(cfg.trainer)
+    if cfg.trainer.get("sync_batchnorm") and not sync_batchnorm:
+        log.info("SyncBatchNorm works on GPUs only: each CPU process keeps its own statistics")
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, sync_batchnorm=sync_batchnorm
+    )
     hparams = flatten(to_plain(cfg))
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):

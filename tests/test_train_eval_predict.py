@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from src.evaluate import evaluate
-from src.predict import find_inputs, predict_files
 from src.models.checkpoint import load_classifier
+from src.predict import find_inputs, predict_files
 from src.train import train
 from tests.conftest import run_module
 from tests.image_factory import unusable_names, write_broken_files

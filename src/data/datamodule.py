@@ -34,7 +34,7 @@ def default_num_workers() -> int:
 
 
 class ImageFolderDataModule(L.LightningDataModule):
-    """Images in `root/<class>/...` (split here, seeded and stratified) or `root/{train,val}/<class>/...`.
+    """Images in `root/<class>/...`, split here (seeded, stratified), or in `root/{train,val}/...`.
 
     Files that cannot be decoded are excluded and reported, never fed to the model.
     """

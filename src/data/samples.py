@@ -60,7 +60,8 @@ def collect_samples(folder: Path, classes: Sequence[str]) -> tuple[list[Sample],
         class_dir = folder / name
         if not class_dir.is_dir():
             raise UserError(
-                f"Class folder {class_dir} is missing; every split needs the classes {list(classes)}"
+                f"Class folder {class_dir} is missing; "
+                f"every split needs the classes {list(classes)}"
             )
         files = list_files(class_dir)
         images = [path for path in files if has_image_suffix(path)]

@@ -24,7 +24,7 @@ def classification_model_names() -> list[str]:
 
 
 def find_head(net: nn.Module) -> str:
-    """Dotted name of the final Linear layer: the classifier head of every torchvision classifier."""
+    """Dotted name of the last Linear layer: the head of every torchvision classifier."""
     linear_names = [name for name, module in net.named_modules() if isinstance(module, nn.Linear)]
     if not linear_names:
         raise UserError(
@@ -57,7 +57,7 @@ def build_network(name: str, num_classes: int) -> tuple[nn.Module, str]:
 
 
 def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
-    """torchvision's default ImageNet weights for `name`, from the torch cache or downloaded there."""
+    """torchvision's ImageNet weights for `name`, from the torch cache or downloaded to it."""
     try:
         weights = torchvision.models.get_model_weights(name).DEFAULT
         return weights.get_state_dict(progress=True, check_hash=True)

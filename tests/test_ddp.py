@@ -1,0 +1,36 @@
+"""DDP on the CPU with two processes, launched from the command line as a user would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import TINY, run_module
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "trainer_overrides",
+    [["trainer=ddp", "trainer.accelerator=cpu"], ["trainer.accelerator=cpu", "trainer.devices=2"]],
+    ids=["trainer=ddp", "trainer.devices=2"],
+)
+def test_two_processes_share_one_run_dir(
+    trainer_overrides: list[str], stripes_root: Path, tmp_path: Path
+) -> None:
+    result = run_module(
+        "src.train", "data=folder", f"data.root={stripes_root}", *TINY, *trainer_overrides,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dirs = list((tmp_path / "outputs" / "train").iterdir())
+    assert len(run_dirs) == 1, run_dirs
+    run = run_dirs[0]
+    assert (run / "train_ddp_process_1.log").is_file()  # the second process wrote here too
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    # 2 epochs x 2 batches; each process ran its own share of the data in step
+    assert (checkpoint["epoch"], checkpoint["global_step"]) == (1, 4)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
