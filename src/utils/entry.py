@@ -43,7 +43,6 @@ def exit_on_user_error(task: Callable[..., T]) -> Callable[..., T]:
             if user_error is None:
                 raise
             message = " ".join(str(user_error).split())
-            log.error("%s", message)
             print(f"Error: {message}", file=sys.stderr)
             sys.exit(2)
 
