@@ -9,14 +9,23 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
+from src.callbacks.run_summary import RunSummary, write_summary
 from src.errors import UserError
 from src.models.classifier import ImageClassifier
-from src.utils.entry import exit_on_user_error, flatten, instantiate_group, to_plain
+from src.utils.entry import (
+    exit_on_user_error,
+    find_user_error,
+    flatten,
+    instantiate_group,
+    to_plain,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +48,13 @@ def refuse_used_run_dir(output_dir: Path, resuming: bool) -> None:
 def runs_on_cpu(trainer_cfg: DictConfig) -> bool:
     accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
     return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
+def overrides_of_this_run() -> list[str]:
+    """The command-line overrides of this run (or sweep job), as Hydra recorded them."""
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
 
 
 def check_accelerator(trainer_cfg: DictConfig) -> None:
@@ -104,8 +120,19 @@ def train(cfg: DictConfig) -> float | None:
     sync_batchnorm = bool(cfg.trainer.get("sync_batchnorm")) and not runs_on_cpu(cfg.trainer)
     if cfg.trainer.get("sync_batchnorm") and not sync_batchnorm:
         log.info("SyncBatchNorm works on GPUs only: each CPU process keeps its own statistics")
+    run_summary = RunSummary(
+        cfg.paths.output_dir,
+        {
+            "overrides": overrides_of_this_run(),
+            "trainable_params": trainable,
+            "total_params": total,
+        },
+    )
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, sync_batchnorm=sync_batchnorm
+        cfg.trainer,
+        callbacks=[*callbacks, run_summary],
+        logger=loggers or False,
+        sync_batchnorm=sync_batchnorm,
     )
     hparams = flatten(to_plain(cfg))
     for logger in loggers:
@@ -125,10 +152,31 @@ def train(cfg: DictConfig) -> float | None:
     return None if best is None else float(best)
 
 
+def is_sweep_job() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def train_or_record_failure(cfg: DictConfig) -> float | None:
+    """In a sweep, a failing job is recorded in its summary.json and the sweep goes on."""
+    if not is_sweep_job():
+        return train(cfg)
+    try:
+        return train(cfg)
+    except Exception as error:
+        message = " ".join(str(find_user_error(error) or error).split()) or type(error).__name__
+        log.exception("Job failed: %s", message)
+        if is_launcher_process():
+            write_summary(
+                cfg.paths.output_dir,
+                {"overrides": overrides_of_this_run(), "status": "failed", "error": message},
+            )
+        return float("nan")  # sweepers such as Optuna record NaN as a failed trial
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
-    return train(cfg)
+    return train_or_record_failure(cfg)
 
 
 if __name__ == "__main__":
