@@ -14,9 +14,11 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from src.callbacks.run_summary import RunSummary, write_summary
+from src.checkpointing import AtomicCheckpointIO
 from src.errors import UserError
 from src.models.classifier import ImageClassifier
 from src.utils.entry import (
@@ -28,6 +30,9 @@ from src.utils.entry import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Exit status after a SIGTERM that was handled (checkpoint saved): 128 + 15, as shells report it.
+EXIT_SIGTERM = 143
 
 
 def is_launcher_process() -> bool:
@@ -133,6 +138,7 @@ def train(cfg: DictConfig) -> float | None:
         callbacks=[*callbacks, run_summary],
         logger=loggers or False,
         sync_batchnorm=sync_batchnorm,
+        plugins=[AtomicCheckpointIO()],
     )
     hparams = flatten(to_plain(cfg))
     for logger in loggers:
@@ -141,7 +147,13 @@ def train(cfg: DictConfig) -> float | None:
         else:
             logger.log_hyperparams(hparams)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    except SIGTERMException:
+        run_summary.write(trainer, "interrupted", "SIGTERM")
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        log.warning("Stopped by SIGTERM; resume with ckpt_path=%s", last)
+        raise SystemExit(EXIT_SIGTERM) from None
 
     best = trainer.callback_metrics.get("val/acc_best")
     if best is not None:

@@ -1,0 +1,104 @@
+"""Checkpoints that survive kills, full disks and resumes into a new run dir."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from src.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointWriteError(UserError):
+    """A checkpoint could not be written; the earlier ones are untouched."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write to a temporary file in the same dir, sync, then rename over the target.
+
+    A kill or a full disk while writing never leaves a truncated `last.ckpt` or `best.ckpt`:
+    the target is either the previous complete file or the new complete one.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with temporary.open("wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise CheckpointWriteError(
+                    f"No space left on the device while writing {path}; the earlier checkpoints in "
+                    f"{path.parent} are intact: free disk space, then resume with "
+                    f"ckpt_path={path.parent / 'last.ckpt'}"
+                ) from error
+            raise
+
+
+class CarryOverModelCheckpoint(ModelCheckpoint):
+    """A ModelCheckpoint that keeps the best checkpoint when a run resumes into a new dir.
+
+    Lightning only reloads the best score when the dir is unchanged; every resume here gets a new
+    run dir, so the previous best file is copied into it and its score restored: `best.ckpt`
+    then only moves when the resumed run beats it.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old_dir = state_dict.get("dirpath")
+        old_best = state_dict.get("best_model_path") or ""
+        score = state_dict.get("best_model_score")
+        same_metric = state_dict.get("monitor") == self.monitor and self.monitor is not None
+        if (
+            self.dirpath is None
+            or old_dir == self.dirpath
+            or not same_metric
+            or score is None
+            or not Path(old_best).is_file()
+        ):
+            super().load_state_dict(state_dict)
+            return
+        new_best = Path(self.dirpath) / Path(old_best).name
+        new_best.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(old_best, new_best)
+        self.best_model_score = score
+        self.best_model_path = self.kth_best_model_path = str(new_best)
+        self.kth_value = score
+        self.best_k_models = {str(new_best): score}
+        log.info("Carried over %s (%s=%.4f) from %s", new_best.name, self.monitor, score, old_dir)
+
+
+class CheckpointOnSigterm(Callback):
+    """On SIGTERM (what clusters send before preemption), save `last.ckpt` before exiting.
+
+    Lightning notices the signal, finishes the current batch and raises SIGTERMException; this
+    hook runs then, while the model and optimizer are still consistent.
+    """
+
+    def __init__(self, dirpath: str | Path, filename: str = "last.ckpt") -> None:
+        self.path = Path(dirpath) / filename
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.path)
+            log.warning("SIGTERM received: saved %s", self.path)

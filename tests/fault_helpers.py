@@ -1,0 +1,30 @@
+"""Callbacks that tests add to real runs (`+callbacks.name._target_=...`) to provoke faults."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+class SlowDown(Callback):
+    """Sleeps after every training batch, so that a test can kill the run mid-way."""
+
+    def __init__(self, seconds: float = 0.3) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        time.sleep(self.seconds)
+
+
+class PoisonWeights(Callback):
+    """Fills the first convolution with NaN from `at_step` on: the loss becomes NaN."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step >= self.at_step:
+            with torch.no_grad():
+                next(pl_module.net.parameters()).fill_(float("nan"))
