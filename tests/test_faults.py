@@ -53,6 +53,12 @@ def the_run_dir(cwd: Path) -> Path:
     return run
 
 
+def best_score(checkpoint: dict) -> float:
+    """The best val/acc recorded by the best-checkpoint callback inside a checkpoint."""
+    states = checkpoint["callbacks"].items()
+    return float(next(state for key, state in states if "val/acc" in key)["best_model_score"])
+
+
 def resume_to_the_end(cwd: Path, base: list[str], last: Path) -> Path:
     """Resume from `last` in a fresh run dir and return that dir."""
     result = subprocess.run(
@@ -133,7 +139,7 @@ def test_full_disk_while_checkpointing_keeps_earlier_checkpoints(
 
     monkeypatch.setattr(checkpointing.torch, "save", save_until_disk_full)
     cfg = make_config(folder_overrides)
-    with pytest.raises(CheckpointWriteError, match="No space left.*earlier checkpoints.*intact"):
+    with pytest.raises(CheckpointWriteError, match=r"No space left.*earlier checkpoints.*intact"):
         train(cfg)
     checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 2
