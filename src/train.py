@@ -8,7 +8,6 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -19,6 +18,7 @@ from omegaconf import DictConfig
 
 from src.callbacks.run_summary import RunSummary, write_summary
 from src.checkpointing import AtomicCheckpointIO
+from src.config_checks import check_train_config, runs_on_cpu
 from src.errors import UserError
 from src.models.classifier import ImageClassifier
 from src.utils.entry import (
@@ -50,34 +50,11 @@ def refuse_used_run_dir(output_dir: Path, resuming: bool) -> None:
         )
 
 
-def runs_on_cpu(trainer_cfg: DictConfig) -> bool:
-    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
-    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-
-
 def overrides_of_this_run() -> list[str]:
     """The command-line overrides of this run (or sweep job), as Hydra recorded them."""
     if not HydraConfig.initialized():
         return []
     return list(HydraConfig.get().overrides.task)
-
-
-def check_accelerator(trainer_cfg: DictConfig) -> None:
-    """Refuse a GPU request on a machine without one before any data is touched."""
-    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
-    if accelerator in {"gpu", "cuda"} and not torch.cuda.is_available():
-        raise UserError(
-            f"trainer.accelerator={accelerator} but no CUDA GPU is available here; "
-            "use trainer=cpu, or trainer=default to take a GPU only when there is one"
-        )
-    devices = trainer_cfg.get("devices")
-    if accelerator in {"gpu", "cuda"} and isinstance(devices, int):
-        available = torch.cuda.device_count()
-        if devices > available:
-            raise UserError(
-                f"trainer.devices={devices} but only {available} GPU(s) are available; "
-                f"use trainer.devices={available} or fewer"
-            )
 
 
 def build_model(cfg: DictConfig, class_names: list[str]) -> ImageClassifier:
@@ -94,10 +71,10 @@ def build_model(cfg: DictConfig, class_names: list[str]) -> ImageClassifier:
 
 def train(cfg: DictConfig) -> float | None:
     """Fit the model as configured; returns the best `val/acc` (the metric sweepers optimise)."""
+    check_train_config(cfg)
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
     refuse_used_run_dir(Path(cfg.paths.output_dir), resuming=cfg.ckpt_path is not None)
-    check_accelerator(cfg.trainer)
 
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()

@@ -1,0 +1,104 @@
+"""Check a composed training config before any data is touched: one clear line per mistake."""
+
+from __future__ import annotations
+
+from numbers import Real
+from typing import Any
+
+import torch
+import torchvision
+from omegaconf import DictConfig
+
+from src.errors import UserError
+from src.models.freeze import FreezePolicy
+from src.models.network import classification_model_names
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def require_int(value: Any, name: str, minimum: int) -> None:
+    if not _is_int(value) or value < minimum:
+        raise UserError(f"{name}={value!r} must be an integer >= {minimum}")
+
+
+def require_number(value: Any, name: str, low: float, high: float | None = None) -> None:
+    """`low <= value` (and `value <= high` when given)."""
+    if not _is_number(value) or value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"between {low} and {high}"
+        raise UserError(f"{name}={value!r} must be a number {allowed}")
+
+
+def runs_on_cpu(trainer_cfg: DictConfig) -> bool:
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
+def check_accelerator(trainer_cfg: DictConfig) -> None:
+    """Refuse GPU requests this machine cannot serve."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    devices = trainer_cfg.get("devices")
+    wants_gpu = accelerator in {"gpu", "cuda"} or (
+        accelerator == "auto" and not runs_on_cpu(trainer_cfg)
+    )
+    if accelerator in {"gpu", "cuda"} and not torch.cuda.is_available():
+        raise UserError(
+            f"trainer.accelerator={accelerator} but no CUDA GPU is available here; "
+            "use trainer=cpu, or trainer=default to take a GPU only when there is one"
+        )
+    if wants_gpu and _is_int(devices) and devices > torch.cuda.device_count():
+        available = torch.cuda.device_count()
+        raise UserError(
+            f"trainer.devices={devices} but only {available} GPU(s) are available; "
+            f"use trainer.devices={available} or fewer"
+        )
+    if devices not in (None, "auto") and not _is_int(devices) and not isinstance(devices, list):
+        raise UserError(f"trainer.devices={devices!r} must be a number of devices, a list, or auto")
+
+
+def check_freeze(model_name: str, freeze_cfg: DictConfig) -> None:
+    """Validate `freeze.trainable` against the model's children, built without any memory."""
+    trainable = freeze_cfg.get("trainable")
+    if trainable is not None and (
+        isinstance(trainable, str) or not all(isinstance(name, str) for name in trainable)
+    ):
+        raise UserError(
+            f"freeze.trainable={trainable!r} must be a list of child names, e.g. [layer3,layer4], "
+            "or null for the whole network"
+        )
+    with torch.device("meta"):
+        net = torchvision.models.get_model(model_name, weights=None)
+    FreezePolicy.from_config(trainable).validate(net)
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """Every check that needs no data: types, ranges, names, devices."""
+    if cfg.model.name not in classification_model_names():
+        raise UserError(
+            f"model.name={cfg.model.name!r} is not a torchvision classification model; "
+            f"choose one of: {', '.join(classification_model_names())}"
+        )
+    check_freeze(cfg.model.name, cfg.freeze)
+    require_number(cfg.optimizer.get("lr"), "optimizer.lr", 0.0)
+    if cfg.optimizer.lr == 0:
+        raise UserError("optimizer.lr=0 would train nothing; give a positive learning rate")
+    for key in ("momentum", "weight_decay"):
+        if cfg.optimizer.get(key) is not None:
+            require_number(cfg.optimizer[key], f"optimizer.{key}", 0.0)
+    data = cfg.data
+    require_int(data.batch_size, "data.batch_size", 1)
+    require_int(data.image_size, "data.image_size", 8)
+    require_number(data.val_fraction, "data.val_fraction", 0.0, 1.0)
+    if data.get("num_workers") is not None:
+        require_int(data.num_workers, "data.num_workers", 0)
+    require_int(data.max_pixels, "data.max_pixels", 1)
+    if cfg.trainer.get("max_epochs") != -1:
+        require_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs", 1)
+    if cfg.get("seed") is not None:
+        require_int(cfg.seed, "seed", 0)
+    check_accelerator(cfg.trainer)

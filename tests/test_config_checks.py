@@ -1,0 +1,41 @@
+"""Config mistakes stop the run with one clear line, before any data is touched."""
+
+from __future__ import annotations
+
+import pytest
+
+from src.errors import UserError
+from src.train import train
+from tests.conftest import TINY
+
+#: data.root does not exist: had any data been touched, the error would name that folder.
+NO_DATA = ["data=folder", "data.root=/nonexistent/images", *TINY]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=-0.1", "optimizer.lr=-0.1 must be a number >= 0"),
+        ("optimizer.lr=fast", "optimizer.lr='fast' must be a number"),
+        ("optimizer.lr=0", "optimizer.lr=0 would train nothing"),
+        ("optimizer.momentum=-1", "optimizer.momentum=-1 must be a number >= 0"),
+        ("data.batch_size=0", "data.batch_size=0 must be an integer >= 1"),
+        ("data.batch_size=big", "data.batch_size='big' must be an integer >= 1"),
+        ("data.val_fraction=1.5", "data.val_fraction=1.5 must be a number between 0.0 and 1.0"),
+        ("data.num_workers=-2", "data.num_workers=-2 must be an integer >= 0"),
+        ("trainer.max_epochs=many", "trainer.max_epochs='many' must be an integer >= 1"),
+        ("freeze.trainable=[layer9]", "valid names: conv1, bn1"),
+        ("freeze.trainable=layer4", "must be a list of child names"),
+        ("model.name=resnet35", "is not a torchvision classification model"),
+        ("trainer.devices=lots", "trainer.devices='lots' must be a number of devices"),
+        ("seed=-3", "seed=-3 must be an integer >= 0"),
+    ],
+)
+def test_mistake_is_reported_before_data(make_config, override: str, message: str) -> None:
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        train(make_config([*NO_DATA, override]))
+
+
+def test_valid_config_reaches_the_data(make_config) -> None:
+    with pytest.raises(UserError, match="/nonexistent/images does not exist"):
+        train(make_config(NO_DATA))
