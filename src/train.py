@@ -69,15 +69,51 @@ def build_model(cfg: DictConfig, class_names: list[str]) -> ImageClassifier:
     )
 
 
+def find_resume_checkpoint(resume: str, log_dir: Path, this_run: Path) -> Path:
+    """`last.ckpt` of the run dir `resume`, or of the newest earlier run for `latest`."""
+    if resume == "latest":
+        candidates = sorted(
+            (
+                path
+                for path in log_dir.glob("**/checkpoints/last.ckpt")
+                if this_run.resolve() not in path.resolve().parents
+            ),
+            key=lambda path: path.stat().st_mtime,
+        )
+        if not candidates:
+            raise UserError(f"resume=latest found no checkpoints/last.ckpt under {log_dir}")
+        return candidates[-1]
+    checkpoint = Path(resume) / "checkpoints" / "last.ckpt"
+    if not checkpoint.is_file():
+        raise UserError(
+            f"resume={resume}: {checkpoint} does not exist; pass a run dir of this project "
+            "(outputs/train/<run>) or resume=latest"
+        )
+    return checkpoint
+
+
 def train(cfg: DictConfig) -> float | None:
     """Fit the model as configured; returns the best `val/acc` (the metric sweepers optimise)."""
     check_train_config(cfg)
+    if cfg.get("resume"):
+        if cfg.ckpt_path:
+            raise UserError("give either resume=<run dir> or ckpt_path=<file>, not both")
+        cfg.ckpt_path = str(
+            find_resume_checkpoint(
+                str(cfg.resume), Path(cfg.paths.log_dir), Path(cfg.paths.output_dir)
+            )
+        )
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
     refuse_used_run_dir(Path(cfg.paths.output_dir), resuming=cfg.ckpt_path is not None)
 
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
+    if len(datamodule.class_names) < 2:
+        raise UserError(
+            f"{datamodule.root} holds a single class {datamodule.class_names}; "
+            "a classifier needs at least two class folders"
+        )
     model = build_model(cfg, datamodule.class_names)
     trainable, total = model.parameter_counts()
     log.info(

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.errors import UserError
 from src.evaluate import evaluate
 from src.models.checkpoint import load_classifier
 from src.predict import find_inputs, predict_files
-from src.train import train
+from src.train import find_resume_checkpoint, train
 from tests.conftest import run_module
 from tests.image_factory import unusable_names, write_broken_files
 
@@ -121,3 +122,14 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert bad_layer.returncode == 2
     assert "valid names: conv1, bn1" in bad_layer.stderr
+
+
+def test_resume_finds_the_last_checkpoint_of_a_run_dir(trained_run, tmp_path) -> None:
+    last = trained_run / "checkpoints" / "last.ckpt"
+    assert find_resume_checkpoint(str(trained_run), tmp_path, tmp_path / "new") == last
+    assert find_resume_checkpoint("latest", trained_run.parent, tmp_path / "new") == last
+    # the run being started is never its own resume point
+    with pytest.raises(UserError, match="resume=latest found no"):
+        find_resume_checkpoint("latest", trained_run.parent, trained_run)
+    with pytest.raises(UserError, match="does not exist"):
+        find_resume_checkpoint(str(tmp_path), tmp_path, tmp_path / "new")

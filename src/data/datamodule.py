@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
 
 from src.data.dataset import ImageFileDataset
 from src.data.image_checks import find_unusable
@@ -25,6 +25,9 @@ from src.data.transforms import eval_transform, resize_size_for, train_transform
 from src.errors import UserError
 
 log = logging.getLogger(__name__)
+
+#: Largest / smallest class size from which a data set is reported as imbalanced.
+IMBALANCE_RATIO = 3
 
 
 def default_num_workers() -> int:
@@ -53,6 +56,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         augment: dict[str, Any] | None = None,
         cache_dir: str | None = None,
         file_list_dir: str | None = None,
+        max_read_failures: int = 20,
+        balance_classes: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -71,6 +76,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.augment = dict(augment or {})
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.file_list_dir = Path(file_list_dir) if file_list_dir else None
+        self.max_read_failures = max_read_failures
+        self.balance_classes = balance_classes
         self.train_samples: list[Sample] = []
         self.val_samples: list[Sample] = []
         self.excluded: dict[Path, str] = {}
@@ -121,10 +128,9 @@ class ImageFolderDataModule(L.LightningDataModule):
             return
         self.train_samples, self.val_samples = self._scan()
         classes = self.class_names
-        counts = {
-            name: sum(1 for s in self.train_samples + self.val_samples if s.label == label)
-            for label, name in enumerate(classes)
-        }
+        counts = dict(
+            zip(classes, self.class_counts(self.train_samples + self.val_samples), strict=True)
+        )
         log.info(
             "Data %s: %d train / %d val images; per class %s",
             self.root,
@@ -132,6 +138,12 @@ class ImageFolderDataModule(L.LightningDataModule):
             len(self.val_samples),
             counts,
         )
+        if max(counts.values()) >= IMBALANCE_RATIO * min(counts.values()):
+            log.warning(
+                "Classes are imbalanced %s%s",
+                counts,
+                "" if self.balance_classes else "; data.balance_classes=true samples them evenly",
+            )
         if self.excluded:
             log.warning(
                 "Excluded %d unusable files under %s%s",
@@ -166,20 +178,40 @@ class ImageFolderDataModule(L.LightningDataModule):
             self.train_samples,
             train_transform(self.image_size, **self.augment),
             self.max_pixels,
+            max_read_failures=self.max_read_failures,
         )
 
     def val_dataset(self) -> ImageFileDataset:
         draft = resize_size_for(self.image_size)
         return ImageFileDataset(
-            self.val_samples, eval_transform(self.image_size), self.max_pixels, (draft, draft)
+            self.val_samples,
+            eval_transform(self.image_size),
+            self.max_pixels,
+            (draft, draft),
+            self.max_read_failures,
         )
 
-    def _loader(self, dataset: ImageFileDataset, shuffle: bool) -> DataLoader:
+    def class_counts(self, samples: list[Sample]) -> list[int]:
+        counts = [0] * len(self.class_names)
+        for sample in samples:
+            counts[sample.label] += 1
+        return counts
+
+    def balanced_sampler(self) -> WeightedRandomSampler:
+        """Draws every class equally often (with replacement): for imbalanced data sets."""
+        counts = self.class_counts(self.train_samples)
+        weights = torch.tensor([1.0 / counts[s.label] for s in self.train_samples])
+        return WeightedRandomSampler(weights, num_samples=len(self.train_samples))
+
+    def _loader(
+        self, dataset: ImageFileDataset, shuffle: bool, sampler: Sampler | None = None
+    ) -> DataLoader:
         workers = self.num_workers
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             num_workers=workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and workers > 0,
@@ -187,7 +219,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset(), shuffle=True)
+        sampler = self.balanced_sampler() if self.balance_classes else None
+        return self._loader(self.train_dataset(), shuffle=True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset(), shuffle=False)

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
-from src.data.images import DEFAULT_MAX_PIXELS, open_rgb
+from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, open_rgb
 from src.data.samples import Sample
 from src.data.transforms import to_uint8_tensor
+from src.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class TooManyUnreadableFiles(UserError):
+    """More files than allowed became unreadable while the run was going."""
 
 
 class ImageFileDataset(Dataset):
-    """(uint8 image [3, H, W], label) pairs; images are decoded to RGB with EXIF orientation."""
+    """(uint8 image [3, H, W], label) pairs; images are decoded to RGB with EXIF orientation.
+
+    A file that was fine at the start but cannot be read now (deleted, replaced by junk) is
+    skipped with a warning and the next file is served instead, so the run goes on; more than
+    `max_read_failures` such files (counted in each loader process) stop it.
+    """
 
     def __init__(
         self,
@@ -21,16 +35,35 @@ class ImageFileDataset(Dataset):
         transform: Callable[[torch.Tensor], torch.Tensor],
         max_pixels: int = DEFAULT_MAX_PIXELS,
         draft_size: tuple[int, int] | None = None,
+        max_read_failures: int = 20,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.max_pixels = max_pixels
         self.draft_size = draft_size
+        self.max_read_failures = max_read_failures
+        self.read_failures: dict[Path, str] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        sample = self.samples[index]
-        image = open_rgb(sample.path, self.max_pixels, self.draft_size)
-        return self.transform(to_uint8_tensor(image)), sample.label
+        for offset in range(len(self.samples)):
+            sample = self.samples[(index + offset) % len(self.samples)]
+            try:
+                image = open_rgb(sample.path, self.max_pixels, self.draft_size)
+            except UnusableImageError as error:
+                self._record_failure(sample.path, str(error))
+                continue
+            return self.transform(to_uint8_tensor(image)), sample.label
+        raise TooManyUnreadableFiles("No file of the data set can be read any more")
+
+    def _record_failure(self, path: Path, reason: str) -> None:
+        self.read_failures[path] = reason
+        count = len(self.read_failures)
+        if count > self.max_read_failures:
+            raise TooManyUnreadableFiles(
+                f"{count} files became unreadable during the run (last: {path}: {reason}), more "
+                f"than data.max_read_failures={self.max_read_failures}; check the data folder"
+            )
+        log.warning("Skipping %s, unreadable since the start of the run: %s", path, reason)
