@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import stat
 import urllib.error
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -122,3 +124,35 @@ def test_download_failure_says_what_to_do(tmp_path: Path, monkeypatch: pytest.Mo
         prepare_cats_dogs(tmp_path / "data", url="https://example.invalid/x/kagglecats.zip")
     assert "https://example.invalid/x/kagglecats.zip" in str(info.value)
     assert not list((tmp_path / "data").iterdir())
+
+
+def test_full_disk_while_extracting_leaves_nothing_half_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive, _ = _make_archive(tmp_path)
+    calls = {"n": 0}
+    real_copy = cats_dogs.shutil.copyfileobj
+
+    def copy_until_full(source, target, *args):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_copy(source, target, *args)
+
+    monkeypatch.setattr(cats_dogs.shutil, "copyfileobj", copy_until_full)
+    dest = tmp_path / "data"
+    with pytest.raises(DataPreparationError, match=r"No space left.*paths\.data_dir"):
+        prepare_cats_dogs(dest, archive=archive)
+    assert not (dest / "PetImages").exists() and not (dest / ".prepared").exists()
+    assert not list(dest.glob(".extract-*"))
+
+
+def test_too_little_free_space_is_refused_before_extracting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive, _ = _make_archive(tmp_path)
+    monkeypatch.setattr(
+        cats_dogs.shutil, "disk_usage", lambda _: SimpleNamespace(total=1, used=1, free=0)
+    )
+    with pytest.raises(DataPreparationError, match=r"needs .* GB but .* free; free space"):
+        prepare_cats_dogs(tmp_path / "data", archive=archive)

@@ -9,6 +9,7 @@ return at once.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -184,7 +185,7 @@ def _extract_image_root(zip_path: Path, dest: Path) -> None:
             if needed > free:
                 raise DataPreparationError(
                     f"Extracting {zip_path} needs {needed / 1e9:.1f} GB but {dest} has only "
-                    f"{free / 1e9:.1f} GB free."
+                    f"{free / 1e9:.1f} GB free; free space or set paths.data_dir to a larger disk"
                 )
             log.info("Extracting %d files from %s", len(members), zip_path)
             for info in members:
@@ -199,6 +200,13 @@ def _extract_image_root(zip_path: Path, dest: Path) -> None:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
         raise DataPreparationError(
             f"{zip_path} is not a valid zip archive ({exc}). Delete it and download it again."
+        ) from exc
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DataPreparationError(
+            f"No space left on the device while extracting {zip_path} into {dest}; nothing was "
+            "kept: free space or set paths.data_dir to a larger disk, then run again"
         ) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
