@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from typing import ClassVar
 
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -28,3 +30,15 @@ class PoisonWeights(Callback):
         if trainer.global_step >= self.at_step:
             with torch.no_grad():
                 next(pl_module.net.parameters()).fill_(float("nan"))
+
+
+class RecordSignalHandlers(Callback):
+    """Keeps the SIGUSR1 and SIGTERM handlers in force while training."""
+
+    handlers: ClassVar[dict[str, object]] = {}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        RecordSignalHandlers.handlers = {
+            "SIGUSR1": signal.getsignal(signal.SIGUSR1),
+            "SIGTERM": signal.getsignal(signal.SIGTERM),
+        }

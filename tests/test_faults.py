@@ -22,6 +22,7 @@ from src.models.checkpoint import load_classifier
 from src.models.network import WeightsError, read_weights_file
 from src.train import EXIT_SIGTERM, train
 from tests.conftest import REPO, TINY
+from tests.fault_helpers import RecordSignalHandlers
 
 pytestmark = pytest.mark.slow
 
@@ -166,3 +167,26 @@ def test_pickles_that_run_code_are_refused(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="cannot be loaded"):
         read_weights_file(evil)
     assert not marker.exists()
+
+
+SLURM_JOB = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_JOB_ID": "42",
+             "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0"}  # fmt: skip
+
+
+def test_slurm_requeue_handlers_stay_in_place(make_config, folder_overrides, monkeypatch) -> None:
+    """Under SLURM, Lightning's requeue handler (SIGUSR1) and SIGTERM handling both stay active."""
+    for key, value in SLURM_JOB.items():
+        monkeypatch.setenv(key, value)
+    cfg = make_config(
+        [
+            *folder_overrides,
+            "trainer.max_epochs=1",
+            "+callbacks.record._target_=tests.fault_helpers.RecordSignalHandlers",
+        ]
+    )
+    train(cfg)
+    handlers = RecordSignalHandlers.handlers
+    usr1 = [f.__name__ for f in getattr(handlers["SIGUSR1"], "signal_handlers", [])]
+    term = [f.__name__ for f in getattr(handlers["SIGTERM"], "signal_handlers", [])]
+    assert "_slurm_sigusr_handler_fn" in usr1
+    assert "_sigterm_notifier_fn" in term
