@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -190,3 +191,15 @@ def test_slurm_requeue_handlers_stay_in_place(make_config, folder_overrides, mon
     term = [f.__name__ for f in getattr(handlers["SIGTERM"], "signal_handlers", [])]
     assert "_slurm_sigusr_handler_fn" in usr1
     assert "_sigterm_notifier_fn" in term
+
+
+def test_the_only_download_address_is_the_configured_data_set() -> None:
+    """No code or config fetches from anywhere but the data set's URL (and torchvision's weights)."""
+    found = set()
+    for path in [*(REPO / "src").rglob("*.py"), *(REPO / "conf").rglob("*.yaml")]:
+        found.update(re.findall(r"https?://[^\s\"')]+", path.read_text(encoding="utf-8")))
+    allowed = (
+        "https://download.microsoft.com/download/3/E/1/"
+        "3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip"
+    )
+    assert found and all(allowed.startswith(url) for url in found), found
