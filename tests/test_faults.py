@@ -194,7 +194,7 @@ def test_slurm_requeue_handlers_stay_in_place(make_config, folder_overrides, mon
 
 
 def test_the_only_download_address_is_the_configured_data_set() -> None:
-    """No code or config fetches from anywhere but the data set's URL (and torchvision's weights)."""
+    """No code or config names another address than the data set's (weights: torchvision's)."""
     found = set()
     for path in [*(REPO / "src").rglob("*.py"), *(REPO / "conf").rglob("*.yaml")]:
         found.update(re.findall(r"https?://[^\s\"')]+", path.read_text(encoding="utf-8")))
