@@ -79,11 +79,14 @@ def test_second_call_does_no_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert {p: p.stat().st_mtime_ns for p in dest.rglob("*")} == before
 
 
-def test_zip_slip_member_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "member", ["../escaped.txt", "PetImages/../../escaped.txt", "/tmp/abs.txt"]
+)
+def test_zip_slip_member_refused(tmp_path: Path, member: str) -> None:
     archive = tmp_path / "evil.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("PetImages/Cat/ok.jpg", b"x")
-        zf.writestr("../escaped.txt", b"owned")
+        zf.writestr(zipfile.ZipInfo(member), b"owned")
     with pytest.raises(DataPreparationError, match="outside"):
         prepare_cats_dogs(tmp_path / "data", archive=archive)
     assert not (tmp_path / "escaped.txt").exists()
