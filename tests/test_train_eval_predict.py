@@ -108,6 +108,10 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert bad_group.returncode != 0
     assert "freeze/bogus" in bad_group.stderr and "layer3_4" in bad_group.stderr
 
+    unknown_key = run_module("src.train", "data.batchsize=4", cwd=tmp_path)
+    assert unknown_key.returncode != 0
+    assert "Could not override 'data.batchsize'" in unknown_key.stderr
+
     missing = run_module(
         "src.train", "data=folder", f"data.root={tmp_path / 'nowhere'}", cwd=tmp_path
     )
