@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ from src.checkpointing import AtomicCheckpointIO
 from src.config_checks import check_train_config, runs_on_cpu
 from src.errors import UserError
 from src.models.classifier import ImageClassifier
+from src.sweep_ddp import launch_extra_processes_as_this_job
 from src.utils.entry import (
     exit_on_user_error,
     find_user_error,
@@ -160,8 +162,10 @@ def train(cfg: DictConfig) -> float | None:
         else:
             logger.log_hyperparams(hparams)
 
+    in_sweep = is_sweep_job()
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        with launch_extra_processes_as_this_job() if in_sweep else contextlib.nullcontext():
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     except SIGTERMException:
         run_summary.write(trainer, "interrupted", "SIGTERM")
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
@@ -195,7 +199,7 @@ def train_or_record_failure(cfg: DictConfig) -> float | None:
                 cfg.paths.output_dir,
                 {"overrides": overrides_of_this_run(), "status": "failed", "error": message},
             )
-        return float("nan")  # sweepers such as Optuna record NaN as a failed trial
+        return None  # sweepers such as Optuna record a trial without a value as failed
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

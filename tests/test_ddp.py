@@ -34,3 +34,24 @@ def test_two_processes_share_one_run_dir(
     # 2 epochs x 2 batches; each process ran its own share of the data in step
     assert (checkpoint["epoch"], checkpoint["global_step"]) == (1, 4)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_sweep_of_ddp_jobs_runs_each_job_once(stripes_root: Path, tmp_path: Path) -> None:
+    """Each job's two processes share that job's dir; no process starts a sweep of its own."""
+    result = run_module(
+        "src.train", "-m", "freeze.trainable=[layer4],[fc]", "data=folder",
+        f"data.root={stripes_root}", *TINY, "trainer.accelerator=cpu", "trainer.devices=2",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "train_multirun").iterdir()
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]
+    for job in jobs:
+        assert (sweep / job / "train_ddp_process_1.log").is_file()
+        checkpoint = torch.load(sweep / job / "checkpoints" / "last.ckpt", weights_only=True)
+        assert checkpoint["global_step"] == 4
+        assert not (sweep / job / "outputs").exists()
+    assert not (tmp_path / "outputs" / "train").exists()  # no stray single runs either
+    frozen = torch.load(sweep / "1" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert frozen["hyper_parameters"]["freeze"]["trainable"] == ["fc"]

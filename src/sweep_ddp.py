@@ -1,0 +1,64 @@
+"""DDP inside a Hydra multirun job: start the extra processes as single runs of this job.
+
+Lightning's DDP launcher re-runs the original command line for every extra process. In a sweep
+that command holds `-m` and every swept value, so each extra process would start a sweep of its
+own (Lightning issue #11300). While a sweep job trains, the launcher is given this job's own
+overrides instead, and its dir as `hydra.run.dir`: its processes join that job and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_original_cwd, to_absolute_path
+from lightning.pytorch.strategies.launchers import subprocess_script
+
+#: Environment variables Lightning's launcher sets in the launching process.
+LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def sweep_job_command(local_rank: int) -> tuple[Sequence[str], str]:
+    """The command that makes process `local_rank` a plain run of the current sweep job."""
+    import __main__
+
+    hydra_config = HydraConfig.get()
+    if __main__.__spec__ is None:
+        command = [sys.executable, to_absolute_path(sys.argv[0])]
+    else:
+        command = [sys.executable, "-m", __main__.__spec__.name]
+    command += list(hydra_config.overrides.task)
+    command += [
+        f'hydra.run.dir="{hydra_config.runtime.output_dir}"',
+        f"hydra.job.name=train_ddp_process_{local_rank}",
+        "hydra.output_subdir=null",
+    ]
+    return command, get_original_cwd()
+
+
+@contextlib.contextmanager
+def launch_extra_processes_as_this_job() -> Iterator[None]:
+    """Within this block, Lightning's launcher starts this job, not the whole sweep again.
+
+    On leaving it, the job's process group is closed and the variables the launcher set are
+    restored: the next job of the sweep runs in this same process, and with `LOCAL_RANK` still set
+    Lightning would take its processes as started by someone else and wait for them forever.
+    """
+    original = subprocess_script._hydra_subprocess_cmd
+    saved_environment = {name: os.environ.get(name) for name in LAUNCHER_VARIABLES}
+    subprocess_script._hydra_subprocess_cmd = sweep_job_command
+    try:
+        yield
+    finally:
+        subprocess_script._hydra_subprocess_cmd = original
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        for name, value in saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
