@@ -9,16 +9,20 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.models.freeze import FreezePolicy, count_parameters
+from src.callbacks.gradual_unfreezing import GradualUnfreezing
+from src.errors import UserError
+from src.models.freeze import FreezePolicy, UnfreezeStep, count_parameters
 from src.models.network import (
     build_network,
     imagenet_state_dict,
     load_starting_weights,
     read_weights_file,
 )
+from src.models.optim import named_groups, scale_per_group
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +52,13 @@ class ImageClassifier(L.LightningModule):
         self.class_names = list(class_names)
         self.net, self.head_name = build_network(model["name"], len(self.class_names))
         self.freeze_policy = FreezePolicy.from_config(
-            freeze.get("trainable"), freeze.get("train_bn", False)
+            freeze.get("trainable"), freeze.get("train_bn", False), freeze.get("unfreeze_at")
         )
-        self.freeze_policy.apply(self.net, self.head_name)
-        self.frozen_batchnorms = self.freeze_policy.frozen_batchnorms(self.net, self.head_name)
-        # Lightning restores each submodule's recorded mode after validation, so frozen
-        # BatchNorm must already be in eval mode before the first mode is recorded.
-        self.train()
+        self.freeze_policy.validate(self.net)
+        #: Entries of `freeze.unfreeze_at` unfrozen so far, in order; saved in checkpoints.
+        self.unfrozen: list[str] = []
+        self.frozen_batchnorms: list[_BatchNorm] = []
+        self._apply_freeze()
         self.channels_last = bool(model.get("channels_last", False))
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -89,6 +93,48 @@ class ImageClassifier(L.LightningModule):
 
     def parameter_counts(self) -> tuple[int, int]:
         return count_parameters(self.net)
+
+    # ------------------------------------------------------- gradual unfreezing
+    def _apply_freeze(self) -> None:
+        policy = self.freeze_policy.unfrozen(self.net, self.unfrozen)
+        policy.apply(self.net, self.head_name)
+        self.frozen_batchnorms = policy.frozen_batchnorms(self.net, self.head_name)
+        # Lightning restores each submodule's recorded mode after validation, so frozen
+        # BatchNorm must already be in eval mode before the first mode is recorded, and
+        # unfrozen BatchNorm back in train mode.
+        self.train(self.training)
+
+    def due_unfreezing(self, epoch: int) -> list[UnfreezeStep]:
+        """Scheduled steps up to `epoch` that have not been taken yet, in schedule order."""
+        steps = self.freeze_policy.unfreeze_steps(self.net)
+        return [step for step in steps if step.epoch <= epoch and step.name not in self.unfrozen]
+
+    def unfreeze(self, step: UnfreezeStep) -> list[nn.Parameter]:
+        """Let the step's children train (BatchNorm included); returns the parameters that
+        now train and did not before, for the optimizer."""
+        before = {id(p) for p in self.net.parameters() if p.requires_grad}
+        self.unfrozen.append(step.name)
+        self._apply_freeze()
+        return [p for p in self.net.parameters() if p.requires_grad and id(p) not in before]
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        return [GradualUnfreezing()]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["unfrozen"] = list(self.unfrozen)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Runs before `configure_optimizers` on resume, which then rebuilds every group that
+        the checkpoint's optimizer state holds."""
+        unfrozen = list(checkpoint.get("unfrozen", []))
+        scheduled = {name for name, _ in self.freeze_policy.unfreeze_at}
+        if not set(unfrozen) <= scheduled:
+            raise UserError(
+                f"the checkpoint has unfrozen {unfrozen}, but freeze.unfreeze_at schedules "
+                f"{sorted(scheduled)}; resume with the freeze config it was trained with"
+            )
+        self.unfrozen = unfrozen
+        self._apply_freeze()
 
     def train(self, mode: bool = True) -> ImageClassifier:
         """Keep BatchNorm of frozen parts in eval mode whenever the module is set to train."""
@@ -146,16 +192,38 @@ class ImageClassifier(L.LightningModule):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [parameter for parameter in self.parameters() if parameter.requires_grad]
 
+    @property
+    def backbone_lr_mult(self) -> float:
+        return float(self.hparams.optimizer.get("backbone_lr_mult", 1.0))
+
+    def parameter_groups(self) -> list[nn.Parameter] | list[dict[str, Any]]:
+        """One group of trainable parameters; or, with `optimizer.backbone_lr_mult` or gradual
+        unfreezing, named groups: `head` at `lr`, `backbone` and one group per unfrozen step
+        at `lr * backbone_lr_mult` (LearningRateMonitor logs them as `lr-<Optimizer>/<name>`)."""
+        if self.backbone_lr_mult == 1.0 and not self.freeze_policy.unfreeze_at:
+            return self.trainable_parameters()
+        steps = [("backbone", self.freeze_policy.trainable_names(self.net, self.head_name))]
+        for index, name in enumerate(self.unfrozen):
+            policy = self.freeze_policy.unfrozen(self.net, self.unfrozen[: index + 1])
+            steps.append((name, policy.trainable_names(self.net, self.head_name)))
+        lr = float(self.hparams.optimizer["lr"])
+        return named_groups(self.net, self.head_name, steps, lr, self.backbone_lr_mult)
+
     def configure_optimizers(self) -> dict[str, Any]:
         """The optimizer holds only trainable parameters; the scheduler config is optional."""
-        optimizer = instantiate(self.hparams.optimizer, params=self.trainable_parameters())
+        optimizer_config = dict(self.hparams.optimizer)
+        optimizer_config.pop("backbone_lr_mult", None)
+        groups = self.parameter_groups()
+        optimizer = instantiate(optimizer_config, _partial_=True, _convert_="all")(groups)
         scheduler_config = self.hparams.scheduler or {}
         scheduler_kwargs = dict(scheduler_config.get("scheduler") or {})
         if not scheduler_kwargs:
             return {"optimizer": optimizer}
         if "total_steps" in scheduler_kwargs and scheduler_kwargs["total_steps"] is None:
             scheduler_kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = instantiate(scheduler_kwargs, optimizer=optimizer)
+        lr = float(optimizer_config["lr"])
+        scheduler_kwargs = scale_per_group(scheduler_kwargs, optimizer.param_groups, lr)
+        scheduler = instantiate(scheduler_kwargs, optimizer=optimizer, _convert_="all")
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
