@@ -1,0 +1,265 @@
+"""Time the project's training path against the tutorial loop and the raw compute ceiling.
+
+    python -m benchmarks.compare [--data DIR | --zip FILE | --synthetic] [--model resnet34]
+        [--freeze all] [--image-size 64] [--batch-size 32] [--num-images 1000] [--epochs 2]
+        [--workers N] [--project-overrides KEY=VALUE ...] [--json FILE]
+
+All three runs happen in this process, one after the other, on the same files (one seeded 80/20
+split), model, image size and batch size; see "Benchmarks" in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.errors import ConfigCompositionException
+
+from benchmarks.ceiling import run_ceiling
+from benchmarks.data import SHARED_WEIGHTS, make_split, resolve_source
+from benchmarks.project import compose_train_config, project_overrides, run_project
+from benchmarks.reference import ReferenceSettings, run_reference
+from benchmarks.report import environment, fmt, fmt_ratio, header_lines, ratio, write_json
+from benchmarks.timing import RunTimes
+from src.data.datamodule import default_num_workers
+from src.data.transforms import resize_size_for
+from src.errors import UserError
+
+log = logging.getLogger("benchmarks.compare")
+
+RUNS = ("reference", "project", "ceiling")
+#: Seeds the choice of images and their split (the project's default seed).
+SPLIT_SEED = 42
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.compare", description=__doc__.split("\n\n")[0]
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--data", type=Path, help="folder of class folders")
+    source.add_argument("--zip", type=Path, help="Cats vs Dogs style archive, extracted once")
+    source.add_argument("--synthetic", action="store_true", help="generated stripe JPEGs")
+    parser.add_argument("--model", default="resnet34", help="torchvision model name")
+    parser.add_argument("--freeze", default="all", help="freeze preset (conf/freeze)")
+    parser.add_argument(
+        "--weights",
+        default="auto",
+        help="state dict file, 'none' (random init) or 'auto' (the shared ResNet34 file for "
+        "resnet34 when present)",
+    )
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-images", type=int, default=1000, help="images used, per class even")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="loader workers (default: the project's)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    parser.add_argument("--ceiling-steps", type=int, default=20, help="timed steps per phase")
+    parser.add_argument(
+        "--runs", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}"
+    )
+    parser.add_argument(
+        "--project-overrides",
+        nargs="+",
+        default=[],
+        action="extend",
+        metavar="KEY=VALUE",
+        help="extra Hydra overrides for the project's run, e.g. freeze.cache_features=true",
+    )
+    parser.add_argument("--json", type=Path, help="write the results here as JSON")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "tl-benchmarks-cache",
+        help="extracted archives, generated images and image checks, kept between runs",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (split, run dir)")
+    parser.add_argument("--verbose", action="store_true", help="show the project's own logging")
+    args = parser.parse_args(argv)
+    runs = [name.strip() for name in args.runs.split(",") if name.strip()]
+    if not runs or set(runs) - set(RUNS):
+        parser.error(f"--runs takes a comma-separated subset of {','.join(RUNS)}")
+    args.runs = [name for name in RUNS if name in runs]
+    return args
+
+
+def weights_file(choice: str, model: str) -> Path | None:
+    if choice == "none":
+        return None
+    if choice == "auto":
+        return SHARED_WEIGHTS if model == "resnet34" and SHARED_WEIGHTS.is_file() else None
+    return Path(choice)
+
+
+def reference_settings(cfg, weights: Path | None) -> ReferenceSettings:
+    """The tutorial's hyper-parameters, taken from the project's config so both sides agree."""
+    scheduler = (cfg.scheduler or {}).get("scheduler") or {}
+    return ReferenceSettings(
+        model=cfg.model.name,
+        trainable=cfg.freeze.trainable,
+        image_size=cfg.data.image_size,
+        resize_size=resize_size_for(cfg.data.image_size),
+        batch_size=cfg.data.batch_size,
+        workers=cfg.data.num_workers,
+        epochs=cfg.trainer.max_epochs,
+        lr=float(cfg.optimizer.lr),
+        momentum=float(cfg.optimizer.get("momentum") or 0.0),
+        step_size=int(scheduler.get("step_size", 7)),
+        gamma=float(scheduler.get("gamma", 0.1)),
+        mean=list(cfg.model.mean),
+        std=list(cfg.model.std),
+        rotation_degrees=float(cfg.data.augment.rotation_degrees),
+        weights=weights,
+        seed=cfg.seed if cfg.seed is not None else 0,
+    )
+
+
+def summarise(settings: dict[str, Any], runs: dict[str, RunTimes]) -> dict[str, Any]:
+    """Per-run numbers and the ratios the issue asks for."""
+
+    def rates(name: str) -> tuple[float | None, float | None]:
+        times = runs.get(name)
+        return (None, None) if times is None else (times.train_rate, times.val_rate)
+
+    project, reference, ceiling = rates("project"), rates("reference"), rates("ceiling")
+    return {
+        "settings": settings,
+        "runs": {name: t.as_dict() for name, t in runs.items()},
+        "ratios": {
+            "project_over_reference": {
+                "train": ratio(project[0], reference[0]),
+                "val": ratio(project[1], reference[1]),
+            },
+            "project_over_ceiling": {
+                "train": ratio(project[0], ceiling[0]),
+                "val": ratio(project[1], ceiling[1]),
+            },
+        },
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    s = report["settings"]
+    lines = header_lines(report["environment"])
+    lines += [
+        f"data:    {s['source']}: {s['train_images']} train / {s['val_images']} val images, "
+        f"classes {s['classes']}",
+        f"model:   {s['model']}, freeze={s['freeze']}, weights {s['weights'] or 'random'}, "
+        f"{s['image_size']} px, batch {s['batch_size']}, {s['epochs']} epoch(s), "
+        f"{s['workers']} worker(s)",
+    ]
+    if s["project_overrides"]:
+        lines.append(f"project overrides: {' '.join(s['project_overrides'])}")
+    lines += ["", f"{'run':<20}{'train img/s':>12}{'val img/s':>12}{'wall s':>10}{'val acc':>10}"]
+    for name, run in report["runs"].items():
+        lines.append(
+            f"{name:<20}{run['train_images_per_s']:>12.1f}{run['val_images_per_s']:>12.1f}"
+            f"{run['wall_s']:>10.1f}{fmt(run['val_acc'], '.3f'):>10}"
+        )
+    for name, pair in report["ratios"].items():
+        label = name.replace("_over_", "/")
+        lines.append(f"{label:<20}{fmt_ratio(pair['train']):>12}{fmt_ratio(pair['val']):>12}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print the table, write the JSON; returns the report."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    workers = default_num_workers() if args.workers is None else args.workers
+    weights = weights_file(args.weights, args.model)
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="tl-benchmark-"))
+    try:
+        source_root, source = resolve_source(
+            args.data, args.zip, args.synthetic, args.cache_dir, args.num_images
+        )
+        split = make_split(
+            source_root, source, work_dir, args.num_images, SPLIT_SEED, args.cache_dir
+        )
+        overrides = project_overrides(
+            split.root,
+            args.model,
+            args.freeze,
+            args.image_size,
+            args.batch_size,
+            workers,
+            args.epochs,
+            weights,
+            args.project_overrides,
+        )
+        cfg = compose_train_config(overrides, work_dir / "config")
+        settings = {
+            "source": source,
+            "classes": split.classes,
+            "train_images": len(split.train),
+            "val_images": len(split.val),
+            "model": args.model,
+            "freeze": args.freeze,
+            "weights": None if weights is None else str(weights),
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "epochs": args.epochs,
+            "workers": workers,
+            "ceiling_steps": args.ceiling_steps,
+            "project_overrides": list(args.project_overrides),
+            "project_config_overrides": overrides,
+        }
+        results: dict[str, RunTimes] = {}
+        for name in args.runs:
+            log.info("Running %s", name)
+            if name == "reference":
+                results[name] = run_reference(split.root, reference_settings(cfg, weights))
+            elif name == "project":
+                results[name] = run_project(overrides, work_dir / "project")
+            else:
+                results[name] = run_ceiling(cfg, split.classes, args.ceiling_steps)
+    finally:
+        if args.keep:
+            log.info("Work dir kept: %s", work_dir)
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    report = {
+        "environment": environment("benchmarks.compare", argv),
+        **summarise(settings, results),
+    }
+    print(format_report(report), flush=True)
+    if args.json:
+        write_json(args.json, report)
+    return report
+
+
+def quiet_logging(verbose: bool) -> None:
+    """Our progress lines only; the project's and Lightning's chatter stays out of the table."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if not verbose:
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric", "src"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", module="lightning")
+
+
+def cli(entry: Callable[[], object]) -> None:
+    """Run `entry` as a command: a bad option or override ends with one line, no traceback."""
+    quiet_logging("--verbose" in sys.argv)
+    try:
+        entry()
+    except (ConfigCompositionException, UserError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    cli(main)

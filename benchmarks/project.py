@@ -1,0 +1,94 @@
+"""The project's side: the config `python -m src.train` would compose, and `train()` on it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from benchmarks.timing import RunTimes, read_times
+from src.train import train
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+#: Keep the run to training and validation: no progress bar (it costs time on a non-terminal),
+#: no checkpoints or figures (the reference writes none), no logger, no model summary table.
+QUIET = [
+    "callbacks=none",
+    "logger=none",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_checkpointing=false",
+    "+trainer.enable_model_summary=false",
+    "trainer.accelerator=cpu",
+]
+
+
+def compose_train_config(overrides: Sequence[str], work_dir: Path) -> DictConfig:
+    """The training config for `overrides`, with every output under `work_dir`, made current
+    in Hydra as the entry point would make it (as `tests/conftest.py` does)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.root_dir={work_dir}",
+                f"paths.output_dir={work_dir / 'run'}",
+                *overrides,
+            ],
+            return_hydra_config=True,
+        )
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def project_overrides(
+    data_root: Path,
+    model: str,
+    freeze: str,
+    image_size: int,
+    batch_size: int,
+    workers: int,
+    epochs: int,
+    weights: Path | None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """Hydra overrides for the benchmark's settings; `extra` (e.g. freeze.cache_features=true)
+    comes last so that it can change anything."""
+    overrides = [
+        "data=folder",
+        f"data.root={data_root}",
+        f"model.name={model}",
+        "model.pretrained=false",
+        f"freeze={freeze}",
+        f"data.image_size={image_size}",
+        f"data.batch_size={batch_size}",
+        f"data.num_workers={workers}",
+        f"trainer.max_epochs={epochs}",
+        *QUIET,
+    ]
+    if weights is not None:
+        overrides.append(f"model.weights_path={weights}")
+    return [*overrides, *extra]
+
+
+def run_project(overrides: Sequence[str], work_dir: Path) -> RunTimes:
+    """Run `src.train.train` in this process; wall time includes its data checks and set-up."""
+    timer_output = work_dir / "phase_times.json"
+    timer = [
+        "+callbacks.timer._target_=benchmarks.timing.PhaseTimer",
+        f"+callbacks.timer.output={timer_output}",
+    ]
+    cfg = compose_train_config([*overrides, *timer], work_dir)
+    started = time.perf_counter()
+    train(cfg)
+    wall = time.perf_counter() - started
+    times = read_times(timer_output)
+    times.wall_s = wall
+    return times

@@ -1,0 +1,63 @@
+"""Smoke tests of the benchmark harness on tiny generated inputs (no benchmark runs here)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from benchmarks import compare, decode
+from benchmarks.data import generate_jpegs, make_split
+
+
+def test_split_gives_both_sides_the_same_balanced_files(tmp_path: Path) -> None:
+    source = generate_jpegs(tmp_path / "images", 6, 48)
+    split = make_split(source, "test", tmp_path / "work", 10, 0, tmp_path / "cache")
+    train = sorted(os.listdir(split.root / "train" / "horizontal"))
+    val = sorted(os.listdir(split.root / "val" / "horizontal"))
+    assert split.classes == ["horizontal", "vertical"]
+    assert (len(split.train), len(split.val)) == (8, 2)
+    assert len(train) == 4 and len(val) == 1 and not set(train) & set(val)
+    assert all((split.root / "train" / "horizontal" / name).is_symlink() for name in train)
+
+
+def test_compare_runs_end_to_end_and_writes_every_field(tmp_path: Path, capsys) -> None:
+    output = tmp_path / "bench.json"
+    compare.main(
+        [
+            "--synthetic", "--model", "resnet18", "--weights", "none", "--image-size", "32",
+            "--batch-size", "4", "--num-images", "16", "--epochs", "1", "--workers", "0",
+            "--ceiling-steps", "2", "--cache-dir", str(tmp_path / "cache"),
+            "--project-overrides", "data.augment.rotation_degrees=10", "--json", str(output),
+        ]
+    )  # fmt: skip
+    report = json.loads(output.read_text())
+    assert set(report["environment"]) >= {"date", "command", "cpu", "torch_threads"}
+    assert report["settings"]["project_config_overrides"][-1] == "data.augment.rotation_degrees=10"
+    assert list(report["runs"]) == ["reference", "project", "ceiling"]
+    for name, run in report["runs"].items():
+        assert run["train_images_per_s"] > 0 and run["val_images_per_s"] > 0, name
+        assert run["wall_s"] > 0 and run["threads"] == report["environment"]["torch_threads"]
+        assert run["val_acc"] is None if name == "ceiling" else 0 <= run["val_acc"] <= 1
+    assert report["runs"]["project"]["train_images"] == report["settings"]["train_images"]
+    assert report["runs"]["project"]["val_images"] == report["settings"]["val_images"]
+    for pair in report["ratios"].values():
+        assert pair["train"] > 0 and pair["val"] > 0
+    table = capsys.readouterr().out
+    assert "project/reference" in table and "project/ceiling" in table
+
+
+def test_decode_times_both_pipelines_on_jpegs(tmp_path: Path) -> None:
+    output = tmp_path / "decode.json"
+    decode.main(
+        [
+            "--synthetic", "--num-images", "6", "--image-size", "32", "--repeats", "1",
+            "--cache-dir", str(tmp_path / "cache"), "--json", str(output),
+        ]
+    )  # fmt: skip
+    report = json.loads(output.read_text())
+    assert report["settings"]["images"] == 6
+    assert report["settings"]["source"].startswith("generated")
+    for phase in ("train", "val"):
+        row = report["results"][phase]
+        assert row["reference"] > 0 and row["project"] > 0 and row["project_over_reference"] > 0
