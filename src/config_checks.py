@@ -71,6 +71,13 @@ def check_freeze(model_name: str, freeze_cfg: DictConfig) -> None:
             f"freeze.trainable={trainable!r} must be a list of child names, e.g. [layer3,layer4], "
             "or null for the whole network"
         )
+    if freeze_cfg.get("cache_features") and (
+        trainable != [] or freeze_cfg.get("train_bn") or freeze_cfg.get("unfreeze_at")
+    ):
+        raise UserError(
+            "freeze.cache_features=true needs a fixed backbone: use it with freeze=all "
+            "(only the head trains, freeze.train_bn=false, no unfreezing)"
+        )
     with torch.device("meta"):
         net = torchvision.models.get_model(model_name, weights=None)
     FreezePolicy.from_config(trainable).validate(net)
@@ -99,6 +106,7 @@ def check_train_config(cfg: DictConfig) -> None:
     require_int(data.max_pixels, "data.max_pixels", 1)
     if cfg.trainer.get("max_epochs") != -1:
         require_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs", 1)
+    require_number(cfg.get("label_smoothing", 0.0), "label_smoothing", 0.0, 1.0)
     if cfg.get("seed") is not None:
         require_int(cfg.seed, "seed", 0)
     check_accelerator(cfg.trainer)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -18,9 +19,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from src.callbacks.run_summary import RunSummary, write_summary
+from src.callbacks.visualization import TensorBoardFigures
 from src.checkpointing import AtomicCheckpointIO
 from src.config_checks import check_train_config, runs_on_cpu
+from src.data.datamodule import ImageFolderDataModule
 from src.errors import UserError
+from src.features.cache import FeatureCache
+from src.features.datamodule import CachedFeatureDataModule, cached_features
 from src.models.classifier import ImageClassifier
 from src.sweep_ddp import launch_extra_processes_as_this_job
 from src.utils.entry import (
@@ -67,6 +72,7 @@ def build_model(cfg: DictConfig, class_names: list[str]) -> ImageClassifier:
         optimizer=to_plain(cfg.optimizer),
         scheduler=to_plain(cfg.scheduler),
         image_size=cfg.data.image_size,
+        label_smoothing=cfg.label_smoothing,
         data_config=to_plain(cfg.data),
     )
 
@@ -92,6 +98,17 @@ def find_resume_checkpoint(resume: str, log_dir: Path, this_run: Path) -> Path:
             "(outputs/train/<run>) or resume=latest"
         )
     return checkpoint
+
+
+def feature_data(
+    cfg: DictConfig, images: ImageFolderDataModule, model: ImageClassifier
+) -> CachedFeatureDataModule:
+    """Cached backbone features of the images, computed with the weights training starts from."""
+    if cfg.ckpt_path is not None:
+        state = torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict(state)
+    model.inputs_are_features = True
+    return cached_features(images, model, FeatureCache(Path(cfg.paths.cache_dir) / "features"))
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -134,6 +151,11 @@ def train(cfg: DictConfig) -> float | None:
 
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks"))
+    fit_data = datamodule
+    if cfg.freeze.get("cache_features"):
+        fit_data = feature_data(cfg, datamodule, model)
+        # The batches hold features, not images: there is nothing to draw.
+        callbacks = [c for c in callbacks if not isinstance(c, TensorBoardFigures)]
     if not loggers:
         # Lightning refuses a learning-rate monitor without a logger to write to.
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
@@ -165,7 +187,7 @@ def train(cfg: DictConfig) -> float | None:
     in_sweep = is_sweep_job()
     try:
         with launch_extra_processes_as_this_job() if in_sweep else contextlib.nullcontext():
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+            trainer.fit(model, datamodule=fit_data, ckpt_path=cfg.ckpt_path)
     except SIGTERMException:
         run_summary.write(trainer, "interrupted", "SIGTERM")
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"

@@ -58,7 +58,15 @@ def overrides_for(group: str, option: str, stripes_root: Path, tmp_path: Path) -
     chosen = f"{group}={option}"
     if group == "data" and option == "cats_dogs":
         return [chosen, f"data.archive={make_cats_dogs_zip(tmp_path)}", *TINY]
-    if (group == "data" and option == "synthetic") or group == "experiment":
+    if group == "experiment":
+        return [
+            chosen,
+            "data=synthetic",
+            *TINY,
+            "data.images_per_class=8",
+            "data.generated_size=40",
+        ]
+    if group == "data" and option == "synthetic":
         return [chosen, *TINY, "data.images_per_class=8", "data.generated_size=40"]
     if group == "debug":
         return ["data=folder", f"data.root={stripes_root}", *TINY, chosen]

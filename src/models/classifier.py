@@ -59,6 +59,9 @@ class ImageClassifier(L.LightningModule):
         self.unfrozen: list[str] = []
         self.frozen_batchnorms: list[_BatchNorm] = []
         self._apply_freeze()
+        #: Set while training on cached backbone features (`freeze.cache_features`): batches
+        #: then hold the head's inputs instead of images.
+        self.inputs_are_features = False
         self.channels_last = bool(model.get("channels_last", False))
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -153,8 +156,11 @@ class ImageClassifier(L.LightningModule):
         return self.net(x)
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor]):
-        images, targets = batch
-        logits = self(images)
+        inputs, targets = batch
+        if self.inputs_are_features:
+            logits = self.net.get_submodule(self.head_name)(inputs)
+        else:
+            logits = self(inputs)
         loss = self.criterion(logits, targets)
         return loss, logits.argmax(dim=1), targets
 

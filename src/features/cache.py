@@ -1,0 +1,104 @@
+"""Backbone features computed once per image and kept on disk, for the fixed feature extractor.
+
+When only the head trains, the backbone's output for an image never changes between epochs:
+computing it once and training the head on it gives the same logits as running the whole
+network every epoch, at a fraction of the cost. The cache key covers everything that changes the
+features (network name, every backbone weight, image size, transform, normalisation and the
+exact files with their sizes and modification times), so any change recomputes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from src.data.samples import Sample
+
+log = logging.getLogger(__name__)
+
+
+def weights_fingerprint(net: nn.Module, head_name: str) -> str:
+    """A digest of every backbone tensor (the head is left out: it is what trains)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(net.state_dict().items()):
+        if name.startswith(head_name + "."):
+            continue
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def files_fingerprint(samples: Sequence[Sample]) -> str:
+    digest = hashlib.sha256()
+    for sample in samples:
+        stat = sample.path.stat()
+        digest.update(f"{sample.path}|{stat.st_size}|{stat.st_mtime_ns}|{sample.label}\n".encode())
+    return digest.hexdigest()
+
+
+def cache_key(**parts: str) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@torch.inference_mode()
+def compute_features(
+    model: nn.Module, head: nn.Module, dataset: Dataset, batch_size: int, num_workers: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features that enter the head, labels) for every item of `dataset`, in order."""
+    captured: list[torch.Tensor] = []
+    hook = head.register_forward_pre_hook(lambda _, args: captured.append(args[0].float().cpu()))
+    labels: list[torch.Tensor] = []
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+        for images, targets in loader:
+            model(images.to(device))
+            labels.append(targets)
+    finally:
+        hook.remove()
+        model.train(was_training)
+    return torch.cat(captured), torch.cat(labels)
+
+
+class FeatureCache:
+    """Feature files under `directory`, one per key, written atomically."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.computed = 0  # how many times features had to be computed (for tests and logs)
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.pt"
+
+    def load_or_compute(
+        self, key: str, compute, description: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        path = self.path(key)
+        if path.is_file():
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            log.info("Using cached %s features %s", description, path)
+            return stored["features"], stored["labels"]
+        features, labels = compute()
+        self.computed += 1
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save({"features": features, "labels": labels}, temporary)
+        os.replace(temporary, path)
+        log.info(
+            "Cached %d %s features of size %d in %s",
+            len(labels),
+            description,
+            features.shape[1],
+            path,
+        )
+        return features, labels

@@ -1,0 +1,105 @@
+"""The feature extractor's cache: the full network's logits, recomputed on any change of a key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.data.datamodule import ImageFolderDataModule
+from src.errors import UserError
+from src.features.cache import FeatureCache
+from src.features.datamodule import cached_features
+from src.models.classifier import ImageClassifier
+from src.train import train
+
+IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+def feature_extractor(name: str = "resnet18") -> ImageClassifier:
+    torch.manual_seed(0)
+    return ImageClassifier(
+        class_names=["horizontal", "vertical"],
+        model={"name": name, **IMAGENET},
+        freeze={"trainable": [], "cache_features": True},
+        optimizer={"_target_": "torch.optim.SGD", "lr": 0.01},
+    )
+
+
+def images(root: Path, image_size: int = 32) -> ImageFolderDataModule:
+    dm = ImageFolderDataModule(str(root), image_size=image_size, batch_size=4, num_workers=0)
+    dm.prepare_data()
+    return dm
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
+def test_cached_features_give_the_same_logits(
+    name: str, stripes_root: Path, tmp_path: Path
+) -> None:
+    model = feature_extractor(name)
+    data = images(stripes_root)
+    features = cached_features(data, model, FeatureCache(tmp_path))
+    model.eval()
+    batch, labels = next(iter(data.val_dataloader()))
+    with torch.inference_mode():
+        full = model(batch)
+        head = model.net.get_submodule(model.head_name)
+        cached = head(features.val_set.tensors[0][: len(batch)])
+    assert torch.allclose(full, cached, atol=1e-5)
+    assert torch.equal(features.val_set.tensors[1][: len(batch)], labels)
+
+
+def test_any_change_of_a_key_recomputes(stripes_root: Path, tmp_path: Path) -> None:
+    cache = FeatureCache(tmp_path / "cache")
+    model = feature_extractor()
+    cached_features(images(stripes_root), model, cache)
+    assert cache.computed == 2  # train and val
+    cached_features(images(stripes_root), model, cache)
+    assert cache.computed == 2  # nothing changed: both read from disk
+
+    cached_features(images(stripes_root, image_size=40), model, cache)
+    assert cache.computed == 4  # image size (and with it the transform)
+
+    with torch.no_grad():
+        model.net.layer1[0].conv1.weight[0, 0, 0, 0] += 1.0
+    cached_features(images(stripes_root), model, cache)
+    assert cache.computed == 6  # one backbone weight
+
+    with torch.no_grad():
+        model.net.fc.weight.add_(1.0)
+    cached_features(images(stripes_root), model, cache)
+    assert cache.computed == 6  # the head is not part of the key: it is what trains
+
+    model.hparams.model["mean"] = [0.5, 0.5, 0.5]
+    cached_features(images(stripes_root), model, cache)
+    assert cache.computed == 8  # normalisation
+
+    copy = tmp_path / "copy"
+    for path in stripes_root.rglob("*.png"):
+        target = copy / path.relative_to(stripes_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    cached_features(images(copy), model, cache)
+    computed = cache.computed
+    victim = next((copy / "vertical").glob("*.png"))
+    victim.write_bytes(next((copy / "horizontal").glob("*.png")).read_bytes())
+    cached_features(images(copy), model, cache)
+    assert cache.computed > computed  # a file's content (size / modification time)
+
+
+def test_training_on_cached_features(make_config, folder_overrides, tmp_path: Path) -> None:
+    cfg = make_config([*folder_overrides, "freeze=all", "freeze.cache_features=true"])
+    best = train(cfg)
+    assert best is not None
+    assert list((tmp_path / "data" / ".cache" / "features").glob("*.pt"))
+    checkpoint = torch.load(
+        Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True
+    )
+    assert any(key.startswith("net.layer4.") for key in checkpoint["state_dict"])
+
+
+def test_cache_needs_a_fixed_backbone(make_config, folder_overrides) -> None:
+    cfg = make_config([*folder_overrides, "freeze=layer4", "+freeze.cache_features=true"])
+    with pytest.raises(UserError, match="cache_features=true needs a fixed backbone"):
+        train(cfg)
