@@ -126,3 +126,16 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
         datamodule(root, val_fraction=1.5)
     with pytest.raises(UserError, match="batch_size"):
         ImageFolderDataModule(str(root), batch_size=0)
+
+
+def test_image_checks_are_cached_for_train_and_val_folders(tmp_path: Path, monkeypatch) -> None:
+    make_folder(tmp_path / "images" / "train", {"x": 3, "y": 3})
+    make_folder(tmp_path / "images" / "val", {"x": 2, "y": 2})
+    datamodule(tmp_path / "images", cache_dir=str(tmp_path / "cache"))
+
+    def must_not_decode(*args, **kwargs):
+        raise AssertionError("decoded again although unchanged")
+
+    monkeypatch.setattr(image_checks, "check_image", must_not_decode)
+    dm = datamodule(tmp_path / "images", cache_dir=str(tmp_path / "cache"))
+    assert (len(dm.train_samples), len(dm.val_samples)) == (6, 4)

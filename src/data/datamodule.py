@@ -101,8 +101,9 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     def _scan_folder(self, folder: Path, classes: list[str]) -> list[Sample]:
         candidates, skipped = collect_samples(folder, classes)
+        # One cache file per scanned folder: train/ and val/ must not overwrite each other's.
         unusable = find_unusable(
-            [s.path for s in candidates], self.root, self.max_pixels, self.cache_dir
+            [s.path for s in candidates], folder, self.max_pixels, self.cache_dir
         )
         self.excluded.update({path: "not an image file (suffix)" for path in skipped})
         self.excluded.update(unusable)
