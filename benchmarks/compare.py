@@ -24,6 +24,7 @@ import torch
 from hydra.errors import ConfigCompositionException
 
 from benchmarks.ceiling import run_ceiling
+from benchmarks.cli import add_output_arguments, add_source_arguments
 from benchmarks.data import SHARED_WEIGHTS, make_split, resolve_source
 from benchmarks.project import compose_train_config, project_overrides, run_project
 from benchmarks.reference import ReferenceSettings, run_reference
@@ -44,10 +45,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.compare", description=__doc__.split("\n\n")[0]
     )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--data", type=Path, help="folder of class folders")
-    source.add_argument("--zip", type=Path, help="Cats vs Dogs style archive, extracted once")
-    source.add_argument("--synthetic", action="store_true", help="generated stripe JPEGs")
+    add_source_arguments(parser)
     parser.add_argument("--model", default="resnet34", help="torchvision model name")
     parser.add_argument("--freeze", default="all", help="freeze preset (conf/freeze)")
     parser.add_argument(
@@ -70,23 +68,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--runs", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}"
     )
-    parser.add_argument(
-        "--project-overrides",
-        nargs="+",
-        default=[],
-        action="extend",
-        metavar="KEY=VALUE",
-        help="extra Hydra overrides for the project's run, e.g. freeze.cache_features=true",
-    )
-    parser.add_argument("--json", type=Path, help="write the results here as JSON")
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=Path(tempfile.gettempdir()) / "tl-benchmarks-cache",
-        help="extracted archives, generated images and image checks, kept between runs",
-    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (split, run dir)")
-    parser.add_argument("--verbose", action="store_true", help="show the project's own logging")
+    add_output_arguments(parser, "freeze.cache_features=true")
     args = parser.parse_args(argv)
     runs = [name.strip() for name in args.runs.split(",") if name.strip()]
     if not runs or set(runs) - set(RUNS):

@@ -23,6 +23,7 @@ from hydra.utils import instantiate
 from torch.utils.data import Dataset
 from torchvision import datasets
 
+from benchmarks.cli import add_output_arguments, add_source_arguments
 from benchmarks.compare import cli, reference_settings
 from benchmarks.data import make_split, resolve_source
 from benchmarks.project import compose_train_config
@@ -39,32 +40,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.decode", description=__doc__.split("\n\n")[0]
     )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--data", type=Path, help="folder of class folders")
-    source.add_argument("--zip", type=Path, help="Cats vs Dogs style archive, extracted once")
-    source.add_argument("--synthetic", action="store_true", help="generated stripe JPEGs")
+    add_source_arguments(parser)
     parser.add_argument("--num-images", type=int, default=200, help="images used, per class even")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=3, help="passes per pipeline; best counts")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1: as in a DataLoader worker)"
     )
-    parser.add_argument(
-        "--project-overrides",
-        nargs="+",
-        default=[],
-        action="extend",
-        metavar="KEY=VALUE",
-        help="extra Hydra overrides for the project's data module, e.g. data.augment.enabled=false",
-    )
-    parser.add_argument("--json", type=Path, help="write the results here as JSON")
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=Path(tempfile.gettempdir()) / "tl-benchmarks-cache",
-        help="extracted archives, generated images and image checks, kept between runs",
-    )
-    parser.add_argument("--verbose", action="store_true", help="show the project's own logging")
+    add_output_arguments(parser, "data.augment.enabled=false")
     return parser.parse_args(argv)
 
 

@@ -6,15 +6,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from benchmarks.timing import RunTimes, read_times
 from src.train import train
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from src.utils.compose import compose_config
 
 #: Keep the run to training and validation: no progress bar (it costs time on a non-terminal),
 #: no checkpoints or figures (the reference writes none), no logger, no model summary table.
@@ -29,23 +25,8 @@ QUIET = [
 
 
 def compose_train_config(overrides: Sequence[str], work_dir: Path) -> DictConfig:
-    """The training config for `overrides`, with every output under `work_dir`, made current
-    in Hydra as the entry point would make it (as `tests/conftest.py` does)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"paths.root_dir={work_dir}",
-                f"paths.output_dir={work_dir / 'run'}",
-                *overrides,
-            ],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    """The training config for `overrides`, every output under `work_dir`, as `train` gets it."""
+    return compose_config("train", overrides, work_dir)
 
 
 def project_overrides(

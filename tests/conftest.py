@@ -9,15 +9,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from src.data.synthetic import generate_stripes
+from src.utils.compose import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
 
 #: A fast but complete run: a small network on 32 px images, two short epochs on the CPU.
 TINY = [
@@ -38,25 +35,6 @@ TINY = [
 def stripes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two learnable classes of 12 small PNGs each."""
     return generate_stripes(tmp_path_factory.mktemp("stripes") / "images", 12, 40)
-
-
-def compose_config(config_name: str, overrides: Sequence[str], workdir: Path) -> DictConfig:
-    """The config the entry point would get, with every path under `workdir`."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            config_name,
-            overrides=[
-                f"paths.root_dir={workdir}",
-                f"paths.output_dir={workdir / 'run'}",
-                *overrides,
-            ],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 @pytest.fixture

@@ -143,6 +143,14 @@ def test_multirun_writes_report_and_cli_rebuilds_it(stripes_root: Path, tmp_path
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "train_multirun").iterdir()
+    # each job's own record: the failing job did not stop the sweep
+    good = json.loads((sweep / "0" / "summary.json").read_text())
+    bad = json.loads((sweep / "1" / "summary.json").read_text())
+    assert good["status"] == "finished" and 0.0 <= good["best_val_acc"] <= 1.0
+    assert good["trainable_params"] < good["total_params"]
+    assert good["train_images_per_s"] > 0 and Path(good["best_ckpt"]).is_file()
+    assert bad["status"] == "failed" and "freeze.trainable=[layer9]" in bad["overrides"]
+
     assert (sweep / "val_acc.png").read_bytes().startswith(PNG_SIGNATURE)
     written = (sweep / "report.csv").read_text()
     table = read_csv(sweep / "report.csv")

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -81,24 +81,18 @@ class FeatureCache:
         return self.directory / f"{key}.pt"
 
     def load_or_compute(
-        self, key: str, compute, description: str
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, key: str, compute: Callable[[], dict[str, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
+        """The tensors stored under `key`, computed (and stored) by `compute` when missing."""
         path = self.path(key)
         if path.is_file():
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            log.info("Using cached %s features %s", description, path)
-            return stored["features"], stored["labels"]
-        features, labels = compute()
+            log.info("Using cached features %s", path)
+            return torch.load(path, map_location="cpu", weights_only=True)
+        tensors = compute()
         self.computed += 1
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save({"features": features, "labels": labels}, temporary)
+        torch.save(tensors, temporary)
         os.replace(temporary, path)
-        log.info(
-            "Cached %d %s features of size %d in %s",
-            len(labels),
-            description,
-            features.shape[1],
-            path,
-        )
-        return features, labels
+        log.info("Cached features in %s", path)
+        return tensors

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from src.data.datamodule import ImageFolderDataModule
 from src.data.dataset import ImageFileDataset
-from src.data.samples import Sample
 from src.data.transforms import eval_transform, resize_size_for
 from src.features.cache import (
     FeatureCache,
@@ -16,6 +16,9 @@ from src.features.cache import (
     files_fingerprint,
     weights_fingerprint,
 )
+
+#: Batch size for computing features: inference only, so larger than training batches is fine.
+FEATURE_BATCH_SIZE = 64
 
 
 class CachedFeatureDataModule(L.LightningDataModule):
@@ -51,19 +54,24 @@ def cached_features(
         "normalisation": f"{model.hparams.model['mean']}|{model.hparams.model['std']}",
     }
     head = model.net.get_submodule(model.head_name)
+    train, val = images.train_samples, images.val_samples
+    key = cache_key(**common, train=files_fingerprint(train), val=files_fingerprint(val))
 
-    def features_of(samples: list[Sample], split: str) -> TensorDataset:
-        dataset = ImageFileDataset(samples, transform, images.max_pixels, (draft, draft))
-        key = cache_key(**common, split=split, files=files_fingerprint(samples))
-        features, labels = cache.load_or_compute(
-            key,
-            lambda: compute_features(model, head, dataset, images.batch_size, images.num_workers),
-            split,
-        )
-        return TensorDataset(features, labels)
+    def compute() -> dict[str, torch.Tensor]:
+        # One pass over both splits: one loader start-up, batches as large as fit comfortably.
+        both = ImageFileDataset([*train, *val], transform, images.max_pixels, (draft, draft))
+        batch_size = max(images.batch_size, FEATURE_BATCH_SIZE)
+        features, labels = compute_features(model, head, both, batch_size, images.num_workers)
+        return {
+            "train_features": features[: len(train)],
+            "train_labels": labels[: len(train)],
+            "val_features": features[len(train) :],
+            "val_labels": labels[len(train) :],
+        }
 
+    stored = cache.load_or_compute(key, compute)
     return CachedFeatureDataModule(
-        features_of(images.train_samples, "train"),
-        features_of(images.val_samples, "val"),
+        TensorDataset(stored["train_features"], stored["train_labels"]),
+        TensorDataset(stored["val_features"], stored["val_labels"]),
         images.batch_size,
     )
