@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, open_rgb
 from src.data.samples import has_image_suffix
-from src.data.transforms import eval_transform, resize_size_for, to_uint8_tensor
+from src.data.transforms import eval_transform, resize_size_for
 from src.errors import UserError
 from src.models.checkpoint import load_classifier
 from src.models.classifier import ImageClassifier
@@ -76,7 +76,7 @@ def predict_files(
             except UnusableImageError as error:
                 prediction.error = str(error)
                 continue
-            tensors.append(transform(to_uint8_tensor(image)))
+            tensors.append(transform(image))
             good.append(prediction)
         if not tensors:
             continue

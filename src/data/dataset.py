@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, open_rgb
 from src.data.samples import Sample
-from src.data.transforms import to_uint8_tensor
 from src.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,8 @@ class TooManyUnreadableFiles(UserError):
 
 
 class ImageFileDataset(Dataset):
-    """(uint8 image [3, H, W], label) pairs; images are decoded to RGB with EXIF orientation.
+    """(uint8 image [3, H, W], label) pairs: decoded to RGB (EXIF orientation applied), then
+    `transform` (a PIL image in, a uint8 tensor out).
 
     A file that was fine at the start but cannot be read now (deleted, replaced by junk) is
     skipped with a warning and the next file is served instead, so the run goes on; more than
@@ -32,7 +33,7 @@ class ImageFileDataset(Dataset):
     def __init__(
         self,
         samples: Sequence[Sample],
-        transform: Callable[[torch.Tensor], torch.Tensor],
+        transform: Callable[[Image.Image], torch.Tensor],
         max_pixels: int = DEFAULT_MAX_PIXELS,
         draft_size: tuple[int, int] | None = None,
         max_read_failures: int = 20,
@@ -55,7 +56,7 @@ class ImageFileDataset(Dataset):
             except UnusableImageError as error:
                 self._record_failure(sample.path, str(error))
                 continue
-            return self.transform(to_uint8_tensor(image)), sample.label
+            return self.transform(image), sample.label
         raise TooManyUnreadableFiles("No file of the data set can be read any more")
 
     def _record_failure(self, path: Path, reason: str) -> None:

@@ -1,10 +1,15 @@
-"""Image transforms on uint8 tensors: the tutorial's augmentation, and resize + center crop."""
+"""PIL image -> uint8 tensor transforms: the tutorial's augmentation, and resize + center crop.
+
+Each ends in a uint8 [3, H, W] tensor; normalisation happens later, on the device. Where each
+step runs was measured (`python -m benchmarks.decode`): the augmentation is cheaper on the PIL
+image (rotating a PIL image costs a fraction of rotating a tensor), the resize for evaluation
+cheaper on the tensor.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torchvision.transforms import v2
 
 
@@ -30,16 +35,15 @@ def train_transform(
         steps.append(v2.RandomRotation(rotation_degrees))
     if horizontal_flip:
         steps.append(v2.RandomHorizontalFlip())
-    return v2.Compose(steps)
+    return v2.Compose([*steps, v2.PILToTensor()])
 
 
 def eval_transform(image_size: int) -> v2.Transform:
     """Deterministic: resize the shorter side, then crop the center square."""
     return v2.Compose(
-        [v2.Resize(resize_size_for(image_size), antialias=True), v2.CenterCrop(image_size)]
+        [
+            v2.PILToTensor(),
+            v2.Resize(resize_size_for(image_size), antialias=True),
+            v2.CenterCrop(image_size),
+        ]
     )
-
-
-def to_uint8_tensor(image) -> torch.Tensor:
-    """An RGB PIL image as a uint8 [3, H, W] tensor (normalisation happens on the device)."""
-    return v2.functional.pil_to_tensor(image)
