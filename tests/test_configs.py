@@ -10,7 +10,8 @@ import torch
 
 from src.errors import UserError
 from src.train import train
-from tests.conftest import CONF_DIR, TINY
+from src.utils.compose import CONF_DIR
+from tests.conftest import TINY
 from tests.image_factory import write_broken_files, write_rgb_jpeg
 
 #: Groups whose options are chosen on the command line; hydra and paths hold one option each.

@@ -14,7 +14,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from tests.conftest import CONF_DIR, TINY, run_module
+from src.utils.compose import CONF_DIR
+from tests.conftest import TINY, run_module
 
 
 def sweep_dir(workdir: Path) -> Path:
