@@ -100,6 +100,50 @@ def find_resume_checkpoint(resume: str, log_dir: Path, this_run: Path) -> Path:
     return checkpoint
 
 
+def apply_resume_option(cfg: DictConfig) -> None:
+    """Turn `resume=<run dir>|latest` into the `ckpt_path` it stands for."""
+    if not cfg.get("resume"):
+        return
+    if cfg.ckpt_path:
+        raise UserError("give either resume=<run dir> or ckpt_path=<file>, not both")
+    cfg.ckpt_path = str(
+        find_resume_checkpoint(str(cfg.resume), Path(cfg.paths.log_dir), Path(cfg.paths.output_dir))
+    )
+
+
+def is_sweep_job() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def build_trainer(
+    cfg: DictConfig, callbacks: list[L.Callback], loggers: list, run_summary: RunSummary
+) -> L.Trainer:
+    """The configured Trainer, with atomic checkpoint writes and what this machine supports."""
+    if not loggers:
+        # Lightning refuses a learning-rate monitor without a logger to write to.
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    sync_batchnorm = bool(cfg.trainer.get("sync_batchnorm")) and not runs_on_cpu(cfg.trainer)
+    if cfg.trainer.get("sync_batchnorm") and not sync_batchnorm:
+        log.info("SyncBatchNorm works on GPUs only: each CPU process keeps its own statistics")
+    return instantiate(
+        cfg.trainer,
+        callbacks=[*callbacks, run_summary],
+        logger=loggers or False,
+        sync_batchnorm=sync_batchnorm,
+        plugins=[AtomicCheckpointIO()],
+    )
+
+
+def log_hyperparameters(loggers: list, cfg: DictConfig) -> None:
+    """The whole composed config; TensorBoard's hparams table also gets the best val/acc."""
+    hparams = flatten(to_plain(cfg))
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hparams, metrics={"val/acc_best": 0.0})
+        else:
+            logger.log_hyperparams(hparams)
+
+
 def feature_data(
     cfg: DictConfig, images: ImageFolderDataModule, model: ImageClassifier
 ) -> CachedFeatureDataModule:
@@ -114,14 +158,7 @@ def feature_data(
 def train(cfg: DictConfig) -> float | None:
     """Fit the model as configured; returns the best `val/acc` (the metric sweepers optimise)."""
     check_train_config(cfg)
-    if cfg.get("resume"):
-        if cfg.ckpt_path:
-            raise UserError("give either resume=<run dir> or ckpt_path=<file>, not both")
-        cfg.ckpt_path = str(
-            find_resume_checkpoint(
-                str(cfg.resume), Path(cfg.paths.log_dir), Path(cfg.paths.output_dir)
-            )
-        )
+    apply_resume_option(cfg)
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
     refuse_used_run_dir(Path(cfg.paths.output_dir), resuming=cfg.ckpt_path is not None)
@@ -156,12 +193,6 @@ def train(cfg: DictConfig) -> float | None:
         fit_data = feature_data(cfg, datamodule, model)
         # The batches hold features, not images: there is nothing to draw.
         callbacks = [c for c in callbacks if not isinstance(c, TensorBoardFigures)]
-    if not loggers:
-        # Lightning refuses a learning-rate monitor without a logger to write to.
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    sync_batchnorm = bool(cfg.trainer.get("sync_batchnorm")) and not runs_on_cpu(cfg.trainer)
-    if cfg.trainer.get("sync_batchnorm") and not sync_batchnorm:
-        log.info("SyncBatchNorm works on GPUs only: each CPU process keeps its own statistics")
     run_summary = RunSummary(
         cfg.paths.output_dir,
         {
@@ -170,23 +201,11 @@ def train(cfg: DictConfig) -> float | None:
             "total_params": total,
         },
     )
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=[*callbacks, run_summary],
-        logger=loggers or False,
-        sync_batchnorm=sync_batchnorm,
-        plugins=[AtomicCheckpointIO()],
-    )
-    hparams = flatten(to_plain(cfg))
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(hparams, metrics={"val/acc_best": 0.0})
-        else:
-            logger.log_hyperparams(hparams)
+    trainer = build_trainer(cfg, callbacks, loggers, run_summary)
+    log_hyperparameters(loggers, cfg)
 
-    in_sweep = is_sweep_job()
     try:
-        with launch_extra_processes_as_this_job() if in_sweep else contextlib.nullcontext():
+        with launch_extra_processes_as_this_job() if is_sweep_job() else contextlib.nullcontext():
             trainer.fit(model, datamodule=fit_data, ckpt_path=cfg.ckpt_path)
     except SIGTERMException:
         run_summary.write(trainer, "interrupted", "SIGTERM")
@@ -203,17 +222,13 @@ def train(cfg: DictConfig) -> float | None:
     return None if best is None else float(best)
 
 
-def is_sweep_job() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 def train_or_record_failure(cfg: DictConfig) -> float | None:
     """In a sweep, a failing job is recorded in its summary.json and the sweep goes on."""
-    if not is_sweep_job():
-        return train(cfg)
     try:
         return train(cfg)
     except Exception as error:
+        if not is_sweep_job():
+            raise
         message = " ".join(str(find_user_error(error) or error).split()) or type(error).__name__
         log.exception("Job failed: %s", message)
         if is_launcher_process():
