@@ -138,9 +138,24 @@ def test_frozen_parts_do_not_change_over_epochs(stripes_root) -> None:
     assert all(recorder.trainable_bn_training)
 
 
-def test_frozen_layers_keep_no_activation_gradients() -> None:
-    """Backward stops at the first trainable layer: frozen layers' weights get no gradient."""
-    model = classifier([]).train()
-    model(torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8)).sum().backward()
-    assert all(p.grad is None for n, p in model.net.named_parameters() if not n.startswith("fc."))
-    assert model.net.fc.weight.grad is not None
+def saved_for_backward(model: ImageClassifier) -> int:
+    """Elements autograd keeps from one training forward pass, to compute gradients later."""
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: saved.append(t.numel()) or t, lambda t: t
+    ):
+        model(torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8)).sum().backward()
+    return sum(saved)
+
+
+def test_frozen_layers_cost_no_backward_work_or_memory() -> None:
+    """Autograd keeps no activations of frozen layers and computes no gradients for them."""
+    head_only = classifier([]).train()
+    kept = saved_for_backward(head_only)
+    assert kept <= 2 * 512 + 2 * 512  # the head's input (2 x 512 features) and its weight
+    assert all(
+        p.grad is None for n, p in head_only.net.named_parameters() if not n.startswith("fc.")
+    )
+    assert head_only.net.fc.weight.grad is not None
+    everything = classifier(None).train()
+    assert saved_for_backward(everything) > 50 * kept
