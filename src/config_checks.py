@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-from numbers import Real
-from typing import Any
-
 import torch
 import torchvision
 from omegaconf import DictConfig
 
-from src.errors import UserError
+from src.errors import UserError, is_int, require_int, require_number
 from src.models.freeze import FreezePolicy
 from src.models.network import classification_model_names
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
-def require_int(value: Any, name: str, minimum: int) -> None:
-    if not _is_int(value) or value < minimum:
-        raise UserError(f"{name}={value!r} must be an integer >= {minimum}")
-
-
-def require_number(value: Any, name: str, low: float, high: float | None = None) -> None:
-    """`low <= value` (and `value <= high` when given)."""
-    if not _is_number(value) or value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"between {low} and {high}"
-        raise UserError(f"{name}={value!r} must be a number {allowed}")
 
 
 def runs_on_cpu(trainer_cfg: DictConfig) -> bool:
@@ -51,13 +28,13 @@ def check_accelerator(trainer_cfg: DictConfig) -> None:
             f"trainer.accelerator={accelerator} but no CUDA GPU is available here; "
             "use trainer=cpu, or trainer=default to take a GPU only when there is one"
         )
-    if wants_gpu and _is_int(devices) and devices > torch.cuda.device_count():
+    if wants_gpu and is_int(devices) and devices > torch.cuda.device_count():
         available = torch.cuda.device_count()
         raise UserError(
             f"trainer.devices={devices} but only {available} GPU(s) are available; "
             f"use trainer.devices={available} or fewer"
         )
-    if devices not in (None, "auto") and not _is_int(devices) and not isinstance(devices, list):
+    if devices not in (None, "auto") and not is_int(devices) and not isinstance(devices, list):
         raise UserError(f"trainer.devices={devices!r} must be a number of devices, a list, or auto")
 
 

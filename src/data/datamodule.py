@@ -22,7 +22,7 @@ from src.data.samples import (
     write_file_list,
 )
 from src.data.transforms import eval_transform, resize_size_for, train_transform
-from src.errors import UserError
+from src.errors import UserError, require_int
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         balance_classes: bool = False,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise UserError(f"data.batch_size={batch_size} must be at least 1")
-        if image_size < 8:
-            raise UserError(f"data.image_size={image_size} must be at least 8 pixels")
+        require_int(batch_size, "data.batch_size", 1)
+        require_int(image_size, "data.image_size", 8)
         self.root = Path(root).expanduser()
         self.image_size = image_size
         self.batch_size = batch_size
@@ -81,15 +79,22 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.train_samples: list[Sample] = []
         self.val_samples: list[Sample] = []
         self.excluded: dict[Path, str] = {}
+        #: (train, val) samples found by `prepare_data` in this process, for `setup` to reuse.
+        self._scanned: tuple[list[Sample], list[Sample]] | None = None
 
     # ------------------------------------------------------------- the files
     def ensure_data(self) -> None:
         """Make `root` hold the data; subclasses download or generate it."""
 
     def prepare_data(self) -> None:
-        """Runs once per node: fetch the data and decode-check new images (results are cached)."""
-        self.ensure_data()
-        self._scan()
+        """Runs once per node: fetch the data and decode-check new images (results are cached).
+
+        Idempotent within a process: `train` calls it before building the model (to know the
+        classes) and Lightning calls it again in `fit`; `setup` reuses the scan made here.
+        """
+        if self._scanned is None:
+            self.ensure_data()
+            self._scanned = self._scan()
 
     @property
     def has_predefined_split(self) -> bool:
@@ -127,7 +132,7 @@ class ImageFolderDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_samples:
             return
-        self.train_samples, self.val_samples = self._scan()
+        self.train_samples, self.val_samples = self._scanned or self._scan()
         classes = self.class_names
         counts = dict(
             zip(classes, self.class_counts(self.train_samples + self.val_samples), strict=True)
