@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from src.data.datamodule import ImageFolderDataModule
 from src.models.checkpoint import load_classifier
@@ -35,9 +36,7 @@ def summarise(
 ) -> dict[str, Any]:
     """Accuracy, mean cross-entropy, per-class accuracy and confusion matrix (rows: true class)."""
     predictions = probabilities.argmax(dim=1)
-    num_classes = len(class_names)
-    confusion = torch.bincount(targets * num_classes + predictions, minlength=num_classes**2)
-    confusion = confusion.view(num_classes, num_classes)
+    confusion = multiclass_confusion_matrix(predictions, targets, len(class_names))
     per_class = confusion.diag().float() / confusion.sum(dim=1).clamp(min=1).float()
     picked = probabilities[torch.arange(len(targets)), targets].clamp(min=1e-12)
     return {
