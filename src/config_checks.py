@@ -87,3 +87,18 @@ def check_train_config(cfg: DictConfig) -> None:
     if cfg.get("seed") is not None:
         require_int(cfg.seed, "seed", 0)
     check_accelerator(cfg.trainer)
+    check_fused_clipping(cfg)
+
+
+def check_fused_clipping(cfg: DictConfig) -> None:
+    """A fused optimizer unscales fp16 gradients inside its step, too late for clipping them."""
+    precision = str(cfg.trainer.get("precision", "32-true"))
+    if (
+        cfg.optimizer.get("fused")
+        and precision.startswith("16")
+        and cfg.trainer.get("gradient_clip_val")
+    ):
+        raise UserError(
+            f"trainer.gradient_clip_val with trainer.precision={precision} cannot clip a fused "
+            "optimizer's gradients; set optimizer.fused=false, or use trainer.precision=bf16-mixed"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from src.errors import UserError
-from src.train import train
+from src.train import build_model, train
 from tests.conftest import TINY
 
 #: data.root does not exist: had any data been touched, the error would name that folder.
@@ -39,3 +39,18 @@ def test_mistake_is_reported_before_data(make_config, override: str, message: st
 def test_valid_config_reaches_the_data(make_config) -> None:
     with pytest.raises(UserError, match="/nonexistent/images does not exist"):
         train(make_config(NO_DATA))
+
+
+def test_fp16_clipping_of_a_fused_optimizer_is_refused(make_config) -> None:
+    overrides = ["trainer.precision=16-mixed", "trainer.gradient_clip_val=1.0"]
+    with pytest.raises(UserError, match=r"set optimizer\.fused=false"):
+        train(make_config([*NO_DATA, *overrides]))
+    with pytest.raises(UserError, match="/nonexistent/images does not exist"):
+        train(make_config([*NO_DATA, *overrides, "optimizer.fused=false"]))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_optimizers_are_fused_by_default(make_config, optimizer: str) -> None:
+    cfg = make_config([*NO_DATA, f"optimizer={optimizer}", "scheduler=step"])
+    built = build_model(cfg, ["a", "b"]).configure_optimizers()["optimizer"]
+    assert built.defaults["fused"] is True
