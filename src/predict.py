@@ -17,7 +17,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, open_rgb
+from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, read_rgb_tensor
 from src.data.samples import has_image_suffix
 from src.data.transforms import eval_transform, resize_size_for
 from src.errors import UserError
@@ -72,7 +72,7 @@ def predict_files(
             prediction = Prediction(path)
             results.append(prediction)
             try:
-                image = open_rgb(path, max_pixels, (draft, draft))
+                image = read_rgb_tensor(path, max_pixels, (draft, draft))
             except UnusableImageError as error:
                 prediction.error = str(error)
                 continue

@@ -8,7 +8,9 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image, ImageFile
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 from src.data.images import (
     DEFAULT_MAX_PIXELS,
@@ -16,6 +18,7 @@ from src.data.images import (
     UnusableImageError,
     check_image,
     open_rgb,
+    read_rgb_tensor,
 )
 from tests.image_factory import USABLE, write_broken_files, write_rgb_jpeg
 
@@ -103,3 +106,28 @@ def test_draft_size_speeds_up_jpeg_only(tmp_path: Path) -> None:
 
 def test_missing_file_is_unusable(tmp_path: Path) -> None:
     assert "cannot read file" in (check_image(tmp_path / "nope.jpg") or "")
+
+
+def test_tensor_decoding_matches_pil_on_every_kind(zoo: tuple[Path, dict[str, str]]) -> None:
+    """The fast JPEG path and the PIL fallback give open_rgb's pixels and open_rgb's refusals."""
+    folder, expected = zoo
+    for name, expectation in expected.items():
+        path = folder / name
+        if expectation == USABLE:
+            assert torch.equal(read_rgb_tensor(path), pil_to_tensor(open_rgb(path))), name
+        else:
+            with pytest.raises(UnusableImageError, match=expectation):
+                read_rgb_tensor(path)
+    upright = read_rgb_tensor(folder / "exif_rotated.jpg")
+    assert upright.shape == (3, 48, 32) and upright.dtype == torch.uint8
+
+
+def test_tensor_decoding_of_photos_and_drafts(tmp_path: Path) -> None:
+    jpeg = write_rgb_jpeg(tmp_path / "big.jpg", size=(800, 600))
+    assert torch.equal(read_rgb_tensor(jpeg), pil_to_tensor(open_rgb(jpeg)))
+    drafted = read_rgb_tensor(jpeg, draft_size=(64, 64))
+    assert torch.equal(drafted, pil_to_tensor(open_rgb(jpeg, draft_size=(64, 64))))
+    assert drafted.shape[1] < 600
+    assert torch.equal(read_rgb_tensor(jpeg, draft_size=(512, 512)), read_rgb_tensor(jpeg))
+    with pytest.raises(UnusableImageError, match="8000 pixels > limit 7999"):
+        read_rgb_tensor(write_rgb_jpeg(tmp_path / "a.jpg", size=(100, 80)), max_pixels=7999)

@@ -7,10 +7,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
-from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, open_rgb
+from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, read_rgb_tensor
 from src.data.samples import Sample
 from src.errors import UserError
 
@@ -23,7 +22,7 @@ class TooManyUnreadableFiles(UserError):
 
 class ImageFileDataset(Dataset):
     """(uint8 image [3, H, W], label) pairs: decoded to RGB (EXIF orientation applied), then
-    `transform` (a PIL image in, a uint8 tensor out).
+    `transform` (uint8 tensor in and out).
 
     A file that was fine at the start but cannot be read now (deleted, replaced by junk) is
     skipped with a warning and the next file is served instead, so the run goes on; more than
@@ -33,7 +32,7 @@ class ImageFileDataset(Dataset):
     def __init__(
         self,
         samples: Sequence[Sample],
-        transform: Callable[[Image.Image], torch.Tensor],
+        transform: Callable[[torch.Tensor], torch.Tensor],
         max_pixels: int = DEFAULT_MAX_PIXELS,
         draft_size: tuple[int, int] | None = None,
         max_read_failures: int = 20,
@@ -52,7 +51,7 @@ class ImageFileDataset(Dataset):
         for offset in range(len(self.samples)):
             sample = self.samples[(index + offset) % len(self.samples)]
             try:
-                image = open_rgb(sample.path, self.max_pixels, self.draft_size)
+                image = read_rgb_tensor(sample.path, self.max_pixels, self.draft_size)
             except UnusableImageError as error:
                 self._record_failure(sample.path, str(error))
                 continue

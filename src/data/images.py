@@ -14,7 +14,10 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from torchcodec.decoders import decode_jpeg
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -25,6 +28,8 @@ DEFAULT_MAX_PIXELS: int = 89_478_485  # PIL's own default bomb limit (Image.MAX_
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+# JPEG modes TorchCodec's decoder turns into RGB exactly as PIL's convert("RGB") does.
+_PLAIN_JPEG_MODES = frozenset({"RGB", "L"})
 # Background for transparent pixels: white, as image viewers and browsers show them.
 _BACKGROUND = (255, 255, 255)
 
@@ -171,6 +176,21 @@ def _decode(
         return _to_rgb(upright)
 
 
+def _check_file(path: str | os.PathLike[str]) -> None:
+    """Refuse empty or unreadable files, and warn when PIL would hide truncation."""
+    try:
+        if os.path.getsize(path) == 0:
+            raise UnusableImageError("zero-byte file")
+    except OSError as exc:
+        raise UnusableImageError(f"cannot read file ({type(exc).__name__}: {exc})") from exc
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        warnings.warn(
+            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True: truncated images will not be detected",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def open_rgb(
     path: str | os.PathLike[str],
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -187,23 +207,67 @@ def open_rgb(
         UnusableImageError: the file is empty, not an image, truncated, too large or otherwise
             undecodable; the message is a short reason.
     """
-    try:
-        if os.path.getsize(path) == 0:
-            raise UnusableImageError("zero-byte file")
-    except OSError as exc:
-        raise UnusableImageError(f"cannot read file ({type(exc).__name__}: {exc})") from exc
-    if ImageFile.LOAD_TRUNCATED_IMAGES:
-        warnings.warn(
-            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True: truncated images will not be detected",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    _check_file(path)
+    return _open_checked(path, max_pixels, draft_size)
+
+
+def _open_checked(
+    path: str | os.PathLike[str], max_pixels: int, draft_size: tuple[int, int] | None
+) -> Image.Image:
     try:
         return _decode(path, max_pixels, draft_size)
     except (UnusableImageError, MemoryError):
         raise
     except Exception as exc:  # PIL raises many types on bad input (OSError, SyntaxError, ...)
         raise UnusableImageError(_reason_from_exception(exc)) from exc
+
+
+def read_rgb_tensor(
+    path: str | os.PathLike[str],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft_size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """:func:`open_rgb` as a uint8 [3, H, W] tensor, decoded faster where that is safe.
+
+    RGB and grayscale JPEGs that draft mode would not shrink go through TorchCodec's
+    libjpeg-turbo decoder (same pixels, quicker than PIL on raw-size photos:
+    ``python -m benchmarks.decode``).
+    Everything else, and any JPEG that decoder rejects, goes through :func:`open_rgb`, so which
+    files are usable, why not, and how they are oriented stay the same.
+    """
+    _check_file(path)
+    fast = _decode_plain_jpeg(path, max_pixels, draft_size)
+    if fast is not None:
+        return fast
+    return pil_to_tensor(_open_checked(path, max_pixels, draft_size))
+
+
+def _decode_plain_jpeg(
+    path: str | os.PathLike[str], max_pixels: int, draft_size: tuple[int, int] | None
+) -> torch.Tensor | None:
+    """The upright RGB tensor of a plain JPEG within ``max_pixels``; None for any other file."""
+    try:
+        with _pil_bomb_check_off():
+            img = Image.open(path)  # reads the header only
+        with img:
+            plain = (
+                img.format == "JPEG"
+                and img.mode in _PLAIN_JPEG_MODES
+                and _bomb_reason(img.size, max_pixels) is None
+                and not _draft_would_shrink(img.size, draft_size)
+            )
+        if not plain:
+            return None
+        return decode_jpeg(os.fspath(path), mode="RGB")  # EXIF orientation applied
+    except Exception:  # unreadable, not an image, truncated: open_rgb says why
+        return None
+
+
+def _draft_would_shrink(size: tuple[int, int], draft_size: tuple[int, int] | None) -> bool:
+    """Whether PIL's draft mode would decode at 1/2 scale or less (then PIL is the faster)."""
+    if draft_size is None:
+        return False
+    return min(size[0] // draft_size[0], size[1] // draft_size[1]) >= 2
 
 
 def check_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
