@@ -68,6 +68,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--runs", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}"
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="rounds of every run, interleaved; each run reports its median round (train img/s)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (split, run dir)")
     add_output_arguments(parser, "freeze.cache_features=true")
     args = parser.parse_args(argv)
@@ -109,6 +115,11 @@ def reference_settings(cfg, weights: Path | None) -> ReferenceSettings:
     )
 
 
+def median_run(runs: list[RunTimes]) -> RunTimes:
+    """The round with the median train rate (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda times: times.train_rate)[(len(runs) - 1) // 2]
+
+
 def summarise(settings: dict[str, Any], runs: dict[str, RunTimes]) -> dict[str, Any]:
     """Per-run numbers and the ratios the issue asks for."""
 
@@ -143,6 +154,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"{s['image_size']} px, batch {s['batch_size']}, {s['epochs']} epoch(s), "
         f"{s['workers']} worker(s)",
     ]
+    if s.get("repeats", 1) > 1:
+        lines.append(f"median of {s['repeats']} interleaved rounds per run (train img/s)")
     if s["project_overrides"]:
         lines.append(f"project overrides: {' '.join(s['project_overrides'])}")
     lines += ["", f"{'run':<20}{'train img/s':>12}{'val img/s':>12}{'wall s':>10}{'val acc':>10}"]
@@ -202,15 +215,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "project_overrides": list(args.project_overrides),
             "project_config_overrides": overrides,
         }
-        results: dict[str, RunTimes] = {}
-        for name in args.runs:
-            log.info("Running %s", name)
-            if name == "reference":
-                results[name] = run_reference(split.root, reference_settings(cfg, weights))
-            elif name == "project":
-                results[name] = run_project(overrides, work_dir / "project")
-            else:
-                results[name] = run_ceiling(cfg, split.classes, args.ceiling_steps)
+        rounds: dict[str, list[RunTimes]] = {name: [] for name in args.runs}
+        for round_index in range(args.repeats):
+            for name in args.runs:
+                log.info("Running %s (round %d of %d)", name, round_index + 1, args.repeats)
+                if name == "reference":
+                    times = run_reference(split.root, reference_settings(cfg, weights))
+                elif name == "project":
+                    times = run_project(overrides, work_dir / f"project-{round_index}")
+                else:
+                    times = run_ceiling(cfg, split.classes, args.ceiling_steps)
+                rounds[name].append(times)
+        settings["repeats"] = args.repeats
+        settings["train_images_per_s_by_round"] = {
+            name: [times.train_rate for times in runs] for name, runs in rounds.items()
+        }
+        results = {name: median_run(runs) for name, runs in rounds.items()}
     finally:
         if args.keep:
             log.info("Work dir kept: %s", work_dir)

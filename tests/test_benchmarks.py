@@ -47,6 +47,21 @@ def test_compare_runs_end_to_end_and_writes_every_field(tmp_path: Path, capsys) 
     assert "project/reference" in table and "project/ceiling" in table
 
 
+def test_repeated_rounds_report_the_median(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    compare.main(
+        [
+            "--synthetic", "--model", "resnet18", "--weights", "none", "--image-size", "32",
+            "--batch-size", "2", "--num-images", "8", "--runs", "ceiling", "--repeats", "3",
+            "--ceiling-steps", "1", "--cache-dir", str(tmp_path / "cache"), "--json", str(output),
+        ]
+    )  # fmt: skip
+    report = json.loads(output.read_text())
+    rounds = report["settings"]["train_images_per_s_by_round"]["ceiling"]
+    assert len(rounds) == 3
+    assert report["runs"]["ceiling"]["train_images_per_s"] == sorted(rounds)[1]
+
+
 def test_decode_times_both_pipelines_on_jpegs(tmp_path: Path) -> None:
     output = tmp_path / "decode.json"
     decode.main(
