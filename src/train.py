@@ -186,6 +186,9 @@ def train(cfg: DictConfig) -> float | None:
     else:
         log.info("Resuming from %s", cfg.ckpt_path)
 
+    if cfg.model.get("compile"):
+        # In place, so checkpoints keep the plain parameter names evaluate and predict load.
+        model.net.compile()
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks"))
     fit_data = datamodule

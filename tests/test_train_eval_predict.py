@@ -137,3 +137,17 @@ def test_resume_finds_the_last_checkpoint_of_a_run_dir(trained_run, tmp_path) ->
         find_resume_checkpoint("latest", trained_run.parent, trained_run)
     with pytest.raises(UserError, match="does not exist"):
         find_resume_checkpoint(str(tmp_path), tmp_path, tmp_path / "new")
+
+
+def test_compiled_network_trains_and_keeps_plain_checkpoint_names(
+    make_config, folder_overrides
+) -> None:
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    cfg = make_config([*folder_overrides, "model.compile=true", "trainer.max_epochs=1"])
+    train(cfg)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
+    best = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+    names = torch.load(best, weights_only=True)["state_dict"]
+    assert names and not any("_orig_mod" in name for name in names)
+    load_classifier(best)
