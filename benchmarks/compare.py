@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         settings["train_images_per_s_by_round"] = {
             name: [times.train_rate for times in runs] for name, runs in rounds.items()
         }
+        settings["wall_s_by_round"] = {
+            name: [times.wall_s for times in runs] for name, runs in rounds.items()
+        }
         results = {name: median_run(runs) for name, runs in rounds.items()}
     finally:
         if args.keep:

@@ -58,7 +58,7 @@ def test_repeated_rounds_report_the_median(tmp_path: Path) -> None:
     )  # fmt: skip
     report = json.loads(output.read_text())
     rounds = report["settings"]["train_images_per_s_by_round"]["ceiling"]
-    assert len(rounds) == 3
+    assert len(rounds) == 3 and len(report["settings"]["wall_s_by_round"]["ceiling"]) == 3
     assert report["runs"]["ceiling"]["train_images_per_s"] == sorted(rounds)[1]
 
 
