@@ -28,6 +28,8 @@ def build_datamodule(
     data_config = OmegaConf.create(to_plain(cfg.data) if cfg.get("data") else trained_on)
     data_config.image_size = image_size
     data_config.file_list_dir = cfg.paths.output_dir
+    # Batches go through trainer.predict without the data module's hooks: decode in the workers.
+    data_config.decode_on_device = False
     return instantiate(data_config)
 
 

@@ -38,11 +38,13 @@ def test_rotation_on_pil_matches_the_tensor_rotation_of_a_square(pixel_major: bo
 @pytest.mark.parametrize("pixel_major", [False, True])
 def test_transforms_give_uint8_squares(pixel_major: bool) -> None:
     image = _image(90, 120, pixel_major)
-    for transform in (
+    transforms = [
         train_transform(32),
         train_transform(32, rotation_degrees=0),
+        train_transform(32, rotate_on_pil=False),
         eval_transform(32),
-    ):
+    ]
+    for transform in transforms:
         out = transform(image)
         assert out.dtype == torch.uint8 and out.shape == (3, 32, 32)
     torch.manual_seed(0)

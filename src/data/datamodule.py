@@ -10,8 +10,10 @@ from typing import Any
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
+from torchvision.transforms import v2
 
 from src.data.dataset import ImageFileDataset
+from src.data.device_decoding import collate_undecoded, decode_batch
 from src.data.image_checks import find_unusable
 from src.data.images import DEFAULT_MAX_PIXELS
 from src.data.samples import (
@@ -58,6 +60,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         file_list_dir: str | None = None,
         max_read_failures: int = 20,
         balance_classes: bool = False,
+        decode_on_device: bool = False,
     ) -> None:
         super().__init__()
         require_int(batch_size, "data.batch_size", 1)
@@ -76,6 +79,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.file_list_dir = Path(file_list_dir) if file_list_dir else None
         self.max_read_failures = max_read_failures
         self.balance_classes = balance_classes
+        self.decode_on_device = decode_on_device
         self.train_samples: list[Sample] = []
         self.val_samples: list[Sample] = []
         self.excluded: dict[Path, str] = {}
@@ -182,20 +186,39 @@ class ImageFolderDataModule(L.LightningDataModule):
     def train_dataset(self) -> ImageFileDataset:
         return ImageFileDataset(
             self.train_samples,
-            train_transform(self.image_size, **self.augment),
+            None if self.decode_on_device else self.train_transform(),
             self.max_pixels,
             max_read_failures=self.max_read_failures,
+            jpeg_bytes=self.decode_on_device,
         )
 
     def val_dataset(self) -> ImageFileDataset:
         draft = resize_size_for(self.image_size)
         return ImageFileDataset(
             self.val_samples,
-            eval_transform(self.image_size),
+            None if self.decode_on_device else eval_transform(self.image_size),
             self.max_pixels,
             (draft, draft),
             self.max_read_failures,
+            jpeg_bytes=self.decode_on_device,
         )
+
+    def train_transform(self, rotate_on_pil: bool = True) -> v2.Transform:
+        return train_transform(self.image_size, **self.augment, rotate_on_pil=rotate_on_pil)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """With `decode_on_device`, decode and transform the batch on the training device."""
+        if not self.decode_on_device:
+            return batch
+        images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        transform = (
+            self.train_transform(rotate_on_pil=False)
+            if training
+            else eval_transform(self.image_size)
+        )
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        return decode_batch(images, labels, device, transform)
 
     def class_counts(self, samples: list[Sample]) -> list[int]:
         counts = [0] * len(self.class_names)
@@ -222,6 +245,7 @@ class ImageFolderDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and workers > 0,
             drop_last=False,
+            collate_fn=collate_undecoded if self.decode_on_device else None,
         )
 
     def train_dataloader(self) -> DataLoader:

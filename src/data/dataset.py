@@ -9,7 +9,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, read_rgb_tensor
+from src.data.images import (
+    DEFAULT_MAX_PIXELS,
+    UnusableImageError,
+    read_jpeg_bytes_or_rgb,
+    read_rgb_tensor,
+)
 from src.data.samples import Sample
 from src.errors import UserError
 
@@ -22,7 +27,9 @@ class TooManyUnreadableFiles(UserError):
 
 class ImageFileDataset(Dataset):
     """(uint8 image [3, H, W], label) pairs: decoded to RGB (EXIF orientation applied), then
-    `transform` (uint8 tensor in and out).
+    `transform` (uint8 tensor in and out). With `jpeg_bytes`, plain JPEGs come as their encoded
+    bytes and nothing is transformed: decoding and transforms happen on the training device
+    (`data.decode_on_device`).
 
     A file that was fine at the start but cannot be read now (deleted, replaced by junk) is
     skipped with a warning and the next file is served instead, so the run goes on; more than
@@ -32,16 +39,18 @@ class ImageFileDataset(Dataset):
     def __init__(
         self,
         samples: Sequence[Sample],
-        transform: Callable[[torch.Tensor], torch.Tensor],
+        transform: Callable[[torch.Tensor], torch.Tensor] | None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         draft_size: tuple[int, int] | None = None,
         max_read_failures: int = 20,
+        jpeg_bytes: bool = False,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.max_pixels = max_pixels
         self.draft_size = draft_size
         self.max_read_failures = max_read_failures
+        self.jpeg_bytes = jpeg_bytes
         self.read_failures: dict[Path, str] = {}
 
     def __len__(self) -> int:
@@ -51,12 +60,17 @@ class ImageFileDataset(Dataset):
         for offset in range(len(self.samples)):
             sample = self.samples[(index + offset) % len(self.samples)]
             try:
-                image = read_rgb_tensor(sample.path, self.max_pixels, self.draft_size)
+                image = self._read(sample.path)
             except UnusableImageError as error:
                 self._record_failure(sample.path, str(error))
                 continue
-            return self.transform(image), sample.label
+            return (image if self.transform is None else self.transform(image)), sample.label
         raise TooManyUnreadableFiles("No file of the data set can be read any more")
+
+    def _read(self, path: Path) -> torch.Tensor:
+        if self.jpeg_bytes:
+            return read_jpeg_bytes_or_rgb(path, self.max_pixels)
+        return read_rgb_tensor(path, self.max_pixels, self.draft_size)
 
     def _record_failure(self, path: Path, reason: str) -> None:
         self.read_failures[path] = reason

@@ -13,6 +13,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -140,17 +141,21 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _orientation(img: Image.Image) -> int | None:
+    """The EXIF orientation tag, None when absent or unreadable."""
+    try:
+        return img.getexif().get(_EXIF_ORIENTATION)
+    except Exception:  # broken EXIF: exif_transpose will deal with it (or not) later
+        return None
+
+
 def _draft(img: Image.Image, draft_size: tuple[int, int]) -> None:
     """Ask libjpeg to decode at a reduced scale; PIL keeps the result at least ``draft_size``.
 
     The size is given in display orientation, so it is swapped for images EXIF rotates by 90°.
     """
     width, height = draft_size
-    try:
-        orientation = img.getexif().get(_EXIF_ORIENTATION)
-    except Exception:  # broken EXIF: exif_transpose will deal with it (or not) later
-        orientation = None
-    if orientation in _TRANSPOSING_ORIENTATIONS:
+    if _orientation(img) in _TRANSPOSING_ORIENTATIONS:
         width, height = height, width
     img.draft("RGB", (width, height))
 
@@ -236,31 +241,52 @@ def read_rgb_tensor(
     files are usable, why not, and how they are oriented stay the same.
     """
     _check_file(path)
-    fast = _decode_plain_jpeg(path, max_pixels, draft_size)
-    if fast is not None:
-        return fast
+    if _is_plain_jpeg(path, max_pixels, draft_size, upright_only=False):
+        try:
+            return decode_jpeg(os.fspath(path), mode="RGB")  # EXIF orientation applied
+        except RuntimeError:  # truncated or corrupt: open_rgb says why
+            pass
     return pil_to_tensor(_open_checked(path, max_pixels, draft_size))
 
 
-def _decode_plain_jpeg(
-    path: str | os.PathLike[str], max_pixels: int, draft_size: tuple[int, int] | None
-) -> torch.Tensor | None:
-    """The upright RGB tensor of a plain JPEG within ``max_pixels``; None for any other file."""
+def read_jpeg_bytes_or_rgb(
+    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> torch.Tensor:
+    """For decoding on the training device: the file's bytes (1-D uint8) when it is a plain,
+    upright JPEG within ``max_pixels``, else the image decoded here as by :func:`read_rgb_tensor`.
+
+    EXIF-rotated JPEGs are decoded here, so no device decoder has to get orientation right.
+    """
+    _check_file(path)
+    if _is_plain_jpeg(path, max_pixels, None, upright_only=True):
+        try:
+            return torch.frombuffer(bytearray(Path(path).read_bytes()), dtype=torch.uint8)
+        except OSError as exc:
+            raise UnusableImageError(f"cannot read file ({type(exc).__name__}: {exc})") from exc
+    return pil_to_tensor(_open_checked(path, max_pixels, None))
+
+
+def _is_plain_jpeg(
+    path: str | os.PathLike[str],
+    max_pixels: int,
+    draft_size: tuple[int, int] | None,
+    upright_only: bool,
+) -> bool:
+    """Whether the header shows an RGB or grayscale JPEG within ``max_pixels`` that PIL's draft
+    mode would not decode faster (and, with ``upright_only``, without an EXIF rotation)."""
     try:
         with _pil_bomb_check_off():
             img = Image.open(path)  # reads the header only
         with img:
-            plain = (
+            return (
                 img.format == "JPEG"
                 and img.mode in _PLAIN_JPEG_MODES
                 and _bomb_reason(img.size, max_pixels) is None
                 and not _draft_pays_off(img.size, draft_size)
+                and not (upright_only and _orientation(img) not in (None, 1))
             )
-        if not plain:
-            return None
-        return decode_jpeg(os.fspath(path), mode="RGB")  # EXIF orientation applied
-    except Exception:  # unreadable, not an image, truncated: open_rgb says why
-        return None
+    except Exception:  # unreadable, not an image: open_rgb says why
+        return False
 
 
 def _draft_pays_off(size: tuple[int, int], draft_size: tuple[int, int] | None) -> bool:

@@ -55,15 +55,20 @@ def train_transform(
     crop_scale: Sequence[float] = (0.08, 1.0),
     rotation_degrees: float = 15,
     horizontal_flip: bool = True,
+    rotate_on_pil: bool = True,
 ) -> v2.Transform:
-    """RandomResizedCrop, RandomRotation and RandomHorizontalFlip, as in the tutorial."""
+    """RandomResizedCrop, RandomRotation and RandomHorizontalFlip, as in the tutorial.
+
+    `rotate_on_pil=False` keeps the rotation on the tensor, for images already on a GPU.
+    """
     if not enabled:
         return eval_transform(image_size)
     steps: list[Callable[[torch.Tensor], torch.Tensor]] = [
         v2.RandomResizedCrop(image_size, scale=tuple(crop_scale), antialias=True)
     ]
     if rotation_degrees:
-        steps.append(OnPILImage(v2.RandomRotation(rotation_degrees)))
+        rotation = v2.RandomRotation(rotation_degrees)
+        steps.append(OnPILImage(rotation) if rotate_on_pil else rotation)
     if horizontal_flip:
         steps.append(v2.RandomHorizontalFlip())
     return v2.Compose(steps)
