@@ -158,11 +158,16 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"median of {s['repeats']} interleaved rounds per run (train img/s)")
     if s["project_overrides"]:
         lines.append(f"project overrides: {' '.join(s['project_overrides'])}")
-    lines += ["", f"{'run':<20}{'train img/s':>12}{'val img/s':>12}{'wall s':>10}{'val acc':>10}"]
+    lines += [
+        "",
+        f"{'run':<20}{'train img/s':>12}{'val img/s':>12}{'wall s':>10}{'val acc':>10}"
+        f"{'data wait':>11}",
+    ]
     for name, run in report["runs"].items():
         lines.append(
             f"{name:<20}{run['train_images_per_s']:>12.1f}{run['val_images_per_s']:>12.1f}"
             f"{run['wall_s']:>10.1f}{fmt(run['val_acc'], '.3f'):>10}"
+            f"{fmt(run.get('data_wait_fraction'), '.1%'):>11}"
         )
     for name, pair in report["ratios"].items():
         label = name.replace("_over_", "/")

@@ -28,6 +28,8 @@ class RunTimes:
     wall_s: float = 0.0
     val_acc: float | None = None
     threads: int | None = None
+    #: Of `train_s`, the time the training step waited for its batch (project runs only).
+    data_wait_s: float | None = None
 
     @property
     def train_rate(self) -> float:
@@ -42,7 +44,14 @@ class RunTimes:
             **asdict(self),
             "train_images_per_s": self.train_rate,
             "val_images_per_s": self.val_rate,
+            "data_wait_fraction": self.data_wait_fraction,
         }
+
+    @property
+    def data_wait_fraction(self) -> float | None:
+        if self.data_wait_s is None or self.train_s <= 0:
+            return None
+        return self.data_wait_s / self.train_s
 
 
 def batch_size_of(batch: Any) -> int:
@@ -53,11 +62,15 @@ def batch_size_of(batch: Any) -> int:
 class PhaseTimer(Callback):
     """Times training and validation epochs the way the reference loop is timed; sanity-check
     batches are left out. Writes the totals as JSON to `output` when fitting ends, so that the
-    harness can read them although Hydra instantiates the callback inside `train()`."""
+    harness can read them although Hydra instantiates the callback inside `train()`.
+
+    Data wait is the time from the end of one training step (on a GPU: once its kernels have
+    finished) to the start of the next: the batch was not ready, the device had nothing to do.
+    """
 
     def __init__(self, output: str) -> None:
         self.output = Path(output)
-        self.times = RunTimes()
+        self.times = RunTimes(data_wait_s=0.0)
         self._train_start = 0.0
         self._last_train_batch_end = 0.0
 
@@ -72,12 +85,20 @@ class PhaseTimer(Callback):
 
     def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._train_start = self._now()
+        self._last_train_batch_end = self._train_start
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch > 0:
             self._train_start = self._now()
+            self._last_train_batch_end = self._train_start
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        assert self.times.data_wait_s is not None
+        self.times.data_wait_s += self._now() - max(self._last_train_batch_end, self._train_start)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
         self.times.train_images += batch_size_of(batch)
         self._last_train_batch_end = self._now()
 

@@ -40,11 +40,13 @@ def test_compare_runs_end_to_end_and_writes_every_field(tmp_path: Path, capsys) 
         assert run["wall_s"] > 0 and run["threads"] == report["environment"]["torch_threads"]
         assert run["val_acc"] is None if name == "ceiling" else 0 <= run["val_acc"] <= 1
     assert report["runs"]["project"]["train_images"] == report["settings"]["train_images"]
+    assert 0 < report["runs"]["project"]["data_wait_fraction"] < 1  # no workers: it all waits
+    assert report["runs"]["reference"]["data_wait_fraction"] is None
     assert report["runs"]["project"]["val_images"] == report["settings"]["val_images"]
     for pair in report["ratios"].values():
         assert pair["train"] > 0 and pair["val"] > 0
     table = capsys.readouterr().out
-    assert "project/reference" in table and "project/ceiling" in table
+    assert "project/reference" in table and "project/ceiling" in table and "data wait" in table
 
 
 def test_repeated_rounds_report_the_median(tmp_path: Path) -> None:
