@@ -187,7 +187,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work_dir = Path(tempfile.mkdtemp(prefix="tl-benchmark-"))
     try:
         source_root, source = resolve_source(
-            args.data, args.zip, args.synthetic, args.cache_dir, args.num_images
+            args.data,
+            args.zip,
+            args.synthetic,
+            args.cache_dir,
+            args.num_images,
+            # Generated photos at least twice the crop, as real photos mostly are.
+            synthetic_size=max(160, 2 * args.image_size),
         )
         split = make_split(
             source_root, source, work_dir, args.num_images, SPLIT_SEED, args.cache_dir

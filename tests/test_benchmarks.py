@@ -6,8 +6,12 @@ import json
 import os
 from pathlib import Path
 
+import torch
+
 from benchmarks import compare, decode
+from benchmarks.ceiling import autocast_for, ceiling_device
 from benchmarks.data import generate_jpegs, make_split
+from benchmarks.project import compose_train_config
 
 
 def test_split_gives_both_sides_the_same_balanced_files(tmp_path: Path) -> None:
@@ -78,3 +82,15 @@ def test_decode_times_both_pipelines_on_jpegs(tmp_path: Path) -> None:
     for phase in ("train", "val"):
         row = report["results"][phase]
         assert row["reference"] > 0 and row["project"] > 0 and row["project_over_reference"] > 0
+
+
+def test_ceiling_follows_the_trainer_precision_and_device(tmp_path: Path) -> None:
+    cfg = compose_train_config(
+        ["trainer.precision=bf16-mixed", "trainer.accelerator=cpu"], tmp_path
+    )
+    device = ceiling_device(cfg)
+    assert device.type == "cpu"
+    with autocast_for(cfg, device):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with autocast_for(compose_train_config([], tmp_path), device):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
