@@ -6,10 +6,10 @@ import contextlib
 import time
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from benchmarks.timing import RunTimes
+from src.models.optim import optimizer_factory
 from src.train import build_model
 from src.utils.entry import to_plain
 
@@ -62,8 +62,7 @@ def run_ceiling(cfg: DictConfig, class_names: list[str], steps: int, warmup: int
     model = build_model(cfg, class_names)
     model.load_starting_weights()
     model.to(device)
-    optimizer_cfg = {k: v for k, v in to_plain(cfg.optimizer).items() if k != "backbone_lr_mult"}
-    optimizer = instantiate(optimizer_cfg, _partial_=True)(model.trainable_parameters())
+    optimizer = optimizer_factory(to_plain(cfg.optimizer))(model.trainable_parameters())
     batch, size = int(cfg.data.batch_size), int(cfg.data.image_size)
     images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
     labels = torch.randint(0, len(class_names), (batch,), device=device)

@@ -81,6 +81,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if not runs or set(runs) - set(RUNS):
         parser.error(f"--runs takes a comma-separated subset of {','.join(RUNS)}")
     args.runs = [name for name in RUNS if name in runs]
+    if args.repeats < 1:
+        parser.error("--repeats takes a number of rounds, at least 1")
     return args
 
 

@@ -64,8 +64,10 @@ class PhaseTimer(Callback):
     batches are left out. Writes the totals as JSON to `output` when fitting ends, so that the
     harness can read them although Hydra instantiates the callback inside `train()`.
 
-    Data wait is the time from the end of one training step (on a GPU: once its kernels have
-    finished) to the start of the next: the batch was not ready, the device had nothing to do.
+    Data wait is the time from the end of one training step to the start of the next: waiting
+    for the loader, and with `data.decode_on_device` decoding and transforming the batch. On a
+    GPU each step is synchronised first, so the GPU had no model work then (the price: the CPU
+    cannot run ahead of the GPU between steps, which costs these runs a little speed).
     """
 
     def __init__(self, output: str) -> None:

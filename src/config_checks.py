@@ -95,7 +95,7 @@ def check_fused_clipping(cfg: DictConfig) -> None:
     precision = str(cfg.trainer.get("precision", "32-true"))
     if (
         cfg.optimizer.get("fused")
-        and precision.startswith("16")
+        and precision in {"16-mixed", "16"}
         and cfg.trainer.get("gradient_clip_val")
     ):
         raise UserError(

@@ -186,8 +186,9 @@ def train(cfg: DictConfig) -> float | None:
     else:
         log.info("Resuming from %s", cfg.ckpt_path)
 
-    if cfg.model.get("compile"):
+    if cfg.model.get("compile") and not cfg.freeze.get("cache_features"):
         # In place, so checkpoints keep the plain parameter names evaluate and predict load.
+        # (On cached features only the head runs: nothing worth compiling.)
         model.net.compile()
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks"))

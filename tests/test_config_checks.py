@@ -54,3 +54,10 @@ def test_optimizers_are_fused_by_default(make_config, optimizer: str) -> None:
     cfg = make_config([*NO_DATA, f"optimizer={optimizer}", "scheduler=step"])
     built = build_model(cfg, ["a", "b"]).configure_optimizers()["optimizer"]
     assert built.defaults["fused"] is True
+
+
+def test_optimizers_without_a_fused_kernel_still_build(make_config) -> None:
+    overrides = ["optimizer._target_=torch.optim.RMSprop", "~optimizer.nesterov", "scheduler=step"]
+    cfg = make_config([*NO_DATA, *overrides])
+    built = build_model(cfg, ["a", "b"]).configure_optimizers()["optimizer"]
+    assert type(built).__name__ == "RMSprop" and built.defaults["momentum"] == 0.9

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from src.data.dataset import ImageFileDataset
+from src.data.dataset import ImageFileDataset, TooManyUnreadableFiles
 from src.data.device_decoding import collate_undecoded, decode_batch
 from src.data.samples import Sample
 from src.data.transforms import eval_transform
@@ -42,20 +42,31 @@ def test_device_decoding_gives_the_worker_pixels(mixed_folder: list[Sample]) -> 
     in_workers = ImageFileDataset(mixed_folder, transform)
     expected = torch.stack([in_workers[i][0] for i in range(len(mixed_folder))])
     undecoded = ImageFileDataset(mixed_folder, None, jpeg_bytes=True)
-    images, labels = collate_undecoded([undecoded[i] for i in range(len(mixed_folder))])
-    assert [image.dim() for image in images] == [1, 3, 3, 1, 3, 3]  # the plain JPEGs: bytes
-    pixels, kept_labels = decode_batch(images, labels, torch.device("cpu"), transform)
-    assert torch.equal(pixels, expected)
-    assert kept_labels.tolist() == [sample.label for sample in mixed_folder]
+    batch = collate_undecoded([undecoded[i] for i in range(len(mixed_folder))])
+    assert [len(shape) for shape in batch.shapes] == [1, 3, 3, 1, 3, 3]  # plain JPEGs: bytes
+    failures: dict[Path, str] = {}
+    pixels, labels = decode_batch(batch, torch.device("cpu"), transform, failures, 0)
+    assert torch.equal(pixels, expected) and not failures
+    assert labels.tolist() == [sample.label for sample in mixed_folder]
 
 
-def test_a_jpeg_broken_since_the_scan_is_left_out(tmp_path: Path) -> None:
-    good = torch.frombuffer(bytearray(_photo(tmp_path / "a.jpg").read_bytes()), dtype=torch.uint8)
-    broken = good[: len(good) // 2].clone()
+def test_a_jpeg_broken_since_the_scan_is_replaced_and_counted(tmp_path: Path, caplog) -> None:
+    samples = [Sample(_photo(tmp_path / f"{name}.jpg"), label) for label, name in enumerate("abc")]
+    dataset = ImageFileDataset(samples, None, jpeg_bytes=True)
+    items = [dataset[i] for i in range(3)]
+    broken = samples[1].path
+    whole = broken.read_bytes()
+    broken.write_bytes(whole[:-100])  # the header is intact, the pixels are not
+    items[1] = dataset[1]
+    assert items[1][0].dim() == 1  # the worker only reads the header: sent as bytes
+    failures: dict[Path, str] = {}
     pixels, labels = decode_batch(
-        [good, broken, good], torch.tensor([0, 1, 0]), torch.device("cpu"), eval_transform(16)
+        collate_undecoded(items), torch.device("cpu"), eval_transform(16), failures, 5
     )
-    assert pixels.shape == (2, 3, 16, 16) and labels.tolist() == [0, 0]
+    assert pixels.shape == (3, 3, 16, 16) and labels.tolist() == [0, 2, 2]  # the next image
+    assert list(failures) == [broken] and str(broken) in caplog.text
+    with pytest.raises(TooManyUnreadableFiles, match="max_read_failures=0"):
+        decode_batch(collate_undecoded(items), torch.device("cpu"), eval_transform(16), {}, 0)
 
 
 def test_training_and_evaluation_with_decoding_on_device(

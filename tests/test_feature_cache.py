@@ -50,7 +50,7 @@ def test_cached_features_give_the_same_logits(
     assert torch.equal(features.val_set.tensors[1][: len(batch)], labels)
 
 
-def test_any_change_of_a_key_recomputes(stripes_root: Path, tmp_path: Path) -> None:
+def test_any_change_of_a_key_recomputes(stripes_root: Path, tmp_path: Path, monkeypatch) -> None:
     cache = FeatureCache(tmp_path / "cache")
     model = feature_extractor()
     cached_features(images(stripes_root), model, cache)
@@ -74,6 +74,10 @@ def test_any_change_of_a_key_recomputes(stripes_root: Path, tmp_path: Path) -> N
     model.hparams.model["mean"] = [0.5, 0.5, 0.5]
     cached_features(images(stripes_root), model, cache)
     assert cache.computed == 4  # normalisation
+
+    monkeypatch.setattr("src.features.datamodule.DECODING", "another decoder")
+    cached_features(images(stripes_root), model, cache)
+    assert cache.computed == 5  # the decoding rules
 
     copy = tmp_path / "copy"
     for path in stripes_root.rglob("*.png"):

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
 from torchvision.transforms import v2
 
 from src.data.dataset import ImageFileDataset
-from src.data.device_decoding import collate_undecoded, decode_batch
+from src.data.device_decoding import UndecodedBatch, collate_undecoded, decode_batch
 from src.data.image_checks import find_unusable
 from src.data.images import DEFAULT_MAX_PIXELS
 from src.data.samples import (
@@ -80,6 +80,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.max_read_failures = max_read_failures
         self.balance_classes = balance_classes
         self.decode_on_device = decode_on_device
+        #: Files that stopped decoding on the device during the run (`decode_on_device`).
+        self.device_read_failures: dict[Path, str] = {}
         self.train_samples: list[Sample] = []
         self.val_samples: list[Sample] = []
         self.excluded: dict[Path, str] = {}
@@ -208,9 +210,8 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """With `decode_on_device`, decode and transform the batch on the training device."""
-        if not self.decode_on_device:
+        if not isinstance(batch, UndecodedBatch):
             return batch
-        images, labels = batch
         training = self.trainer is not None and self.trainer.training
         transform = (
             self.train_transform(rotate_on_pil=False)
@@ -218,7 +219,9 @@ class ImageFolderDataModule(L.LightningDataModule):
             else eval_transform(self.image_size)
         )
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        return decode_batch(images, labels, device, transform)
+        return decode_batch(
+            batch, device, transform, self.device_read_failures, self.max_read_failures
+        )
 
     def class_counts(self, samples: list[Sample]) -> list[int]:
         counts = [0] * len(self.class_names)

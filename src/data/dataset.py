@@ -27,9 +27,9 @@ class TooManyUnreadableFiles(UserError):
 
 class ImageFileDataset(Dataset):
     """(uint8 image [3, H, W], label) pairs: decoded to RGB (EXIF orientation applied), then
-    `transform` (uint8 tensor in and out). With `jpeg_bytes`, plain JPEGs come as their encoded
-    bytes and nothing is transformed: decoding and transforms happen on the training device
-    (`data.decode_on_device`).
+    `transform` (uint8 tensor in and out). With `jpeg_bytes` (`data.decode_on_device`), items are
+    (image, label, path), plain JPEGs come as their encoded bytes and nothing is transformed:
+    decoding and transforms happen on the training device.
 
     A file that was fine at the start but cannot be read now (deleted, replaced by junk) is
     skipped with a warning and the next file is served instead, so the run goes on; more than
@@ -56,7 +56,7 @@ class ImageFileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, int, str]:
         for offset in range(len(self.samples)):
             sample = self.samples[(index + offset) % len(self.samples)]
             try:
@@ -64,20 +64,29 @@ class ImageFileDataset(Dataset):
             except UnusableImageError as error:
                 self._record_failure(sample.path, str(error))
                 continue
+            if self.jpeg_bytes:
+                return image, sample.label, str(sample.path)
             return (image if self.transform is None else self.transform(image)), sample.label
         raise TooManyUnreadableFiles("No file of the data set can be read any more")
 
     def _read(self, path: Path) -> torch.Tensor:
         if self.jpeg_bytes:
-            return read_jpeg_bytes_or_rgb(path, self.max_pixels)
+            return read_jpeg_bytes_or_rgb(path, self.max_pixels, self.draft_size)
         return read_rgb_tensor(path, self.max_pixels, self.draft_size)
 
     def _record_failure(self, path: Path, reason: str) -> None:
-        self.read_failures[path] = reason
-        count = len(self.read_failures)
-        if count > self.max_read_failures:
-            raise TooManyUnreadableFiles(
-                f"{count} files became unreadable during the run (last: {path}: {reason}), more "
-                f"than data.max_read_failures={self.max_read_failures}; check the data folder"
-            )
-        log.warning("Skipping %s, unreadable since the start of the run: %s", path, reason)
+        record_read_failure(self.read_failures, path, reason, self.max_read_failures)
+
+
+def record_read_failure(
+    failures: dict[Path, str], path: Path, reason: str, max_read_failures: int
+) -> None:
+    """Note a file that became unreadable during the run; stop the run past the limit."""
+    failures[path] = reason
+    count = len(failures)
+    if count > max_read_failures:
+        raise TooManyUnreadableFiles(
+            f"{count} files became unreadable during the run (last: {path}: {reason}), more "
+            f"than data.max_read_failures={max_read_failures}; check the data folder"
+        )
+    log.warning("Skipping %s, unreadable since the start of the run: %s", path, reason)

@@ -8,46 +8,83 @@ work into the training process, which only suits checking the path.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torchcodec.decoders import decode_jpeg
 
-log = logging.getLogger(__name__)
+from src.data.dataset import TooManyUnreadableFiles, record_read_failure
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
-def collate_undecoded(
-    batch: Sequence[tuple[torch.Tensor, int]],
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """(images of any size or still encoded, labels): default_collate would stack them."""
-    images, labels = zip(*batch, strict=True)
-    return list(images), torch.tensor(labels)
+@dataclass
+class UndecodedBatch:
+    """A batch as the workers send it: every image's bytes in one tensor (one shared-memory
+    block per batch, not one per image), with each image's shape ([n] bytes still encoded,
+    [3, H, W] already decoded)."""
+
+    data: torch.Tensor
+    shapes: list[tuple[int, ...]]
+    labels: torch.Tensor
+    paths: list[str]
+
+    def images(self) -> list[torch.Tensor]:
+        sizes = [torch.Size(shape).numel() for shape in self.shapes]
+        parts = torch.split(self.data, sizes)
+        return [part.view(shape) for part, shape in zip(parts, self.shapes, strict=True)]
+
+
+def collate_undecoded(batch: Sequence[tuple[torch.Tensor, int, str]]) -> UndecodedBatch:
+    images, labels, paths = zip(*batch, strict=True)
+    return UndecodedBatch(
+        torch.cat([image.reshape(-1) for image in images]),
+        [tuple(image.shape) for image in images],
+        torch.tensor(labels),
+        list(paths),
+    )
 
 
 def decode_batch(
-    images: Sequence[torch.Tensor],
-    labels: torch.Tensor,
+    batch: UndecodedBatch,
     device: torch.device,
     transform: Transform,
+    read_failures: dict[Path, str],
+    max_read_failures: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode the encoded (1-D) images on `device`, transform every image there, stack.
+    """(images [B, 3, S, S] on `device`, labels): encoded images decoded there, then every image
+    transformed there.
 
-    A JPEG that no longer decodes (changed on disk during the run) is left out with a warning.
+    A JPEG that no longer decodes (changed on disk since the scan) is replaced by another image
+    of the batch, as the workers' path serves the next file, and counts towards
+    `data.max_read_failures`.
     """
+    images = batch.images()
     encoded = [index for index, image in enumerate(images) if image.dim() == 1]
-    decoded = dict(zip(encoded, _decode_all([images[i] for i in encoded], device), strict=True))
-    pixels, kept = [], []
-    for index, image in enumerate(images):
-        picture = decoded[index] if index in decoded else image.to(device)
-        if picture is not None:
-            pixels.append(transform(picture))
-            kept.append(index)
-    if not pixels:
-        raise RuntimeError("no image of the batch could be decoded")
-    return torch.stack(pixels), labels[kept]
+    pictures: list[torch.Tensor | None] = [
+        None if image.dim() == 1 else image.to(device) for image in images
+    ]
+    decoded = _decode_all([images[i] for i in encoded], device)
+    for index, picture in zip(encoded, decoded, strict=True):
+        pictures[index] = picture
+    good = [index for index, picture in enumerate(pictures) if picture is not None]
+    if not good:
+        raise TooManyUnreadableFiles(
+            f"No image of a batch decodes any more ({', '.join(batch.paths)}); "
+            "check the data folder"
+        )
+    chosen = []
+    for index, picture in enumerate(pictures):
+        if picture is None:
+            record_read_failure(
+                read_failures, Path(batch.paths[index]), "no longer decodes", max_read_failures
+            )
+            index = next(i for i in good if i > index) if index < good[-1] else good[0]
+        chosen.append(index)
+    pixels = torch.stack([transform(pictures[index]) for index in chosen])  # type: ignore[arg-type]
+    return pixels, batch.labels[chosen]
 
 
 def _decode_all(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Tensor | None]:
@@ -56,12 +93,11 @@ def _decode_all(encoded: list[torch.Tensor], device: torch.device) -> list[torch
         return []
     try:
         return list(decode_jpeg(encoded, mode="RGB", device=device))
-    except RuntimeError:
+    except Exception:  # a broken file among them: find it
         results: list[torch.Tensor | None] = []
         for data in encoded:
             try:
                 results.append(decode_jpeg(data, mode="RGB", device=device))
-            except RuntimeError as error:
-                log.warning("Skipping an image that no longer decodes: %s", error)
+            except Exception:
                 results.append(None)
         return results

@@ -29,6 +29,8 @@ DEFAULT_MAX_PIXELS: int = 89_478_485  # PIL's own default bomb limit (Image.MAX_
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+#: How images become pixels (part of the feature cache key): change it with the decoding rules.
+DECODING = "TorchCodec for RGB/L JPEGs unless PIL drafts at 1/4 or less; else PIL"
 # JPEG modes TorchCodec's decoder turns into RGB exactly as PIL's convert("RGB") does.
 _PLAIN_JPEG_MODES = frozenset({"RGB", "L"})
 # Background for transparent pixels: white, as image viewers and browsers show them.
@@ -244,26 +246,28 @@ def read_rgb_tensor(
     if _is_plain_jpeg(path, max_pixels, draft_size, upright_only=False):
         try:
             return decode_jpeg(os.fspath(path), mode="RGB")  # EXIF orientation applied
-        except RuntimeError:  # truncated or corrupt: open_rgb says why
+        except Exception:  # truncated or corrupt: open_rgb says why
             pass
     return pil_to_tensor(_open_checked(path, max_pixels, draft_size))
 
 
 def read_jpeg_bytes_or_rgb(
-    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike[str],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    draft_size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """For decoding on the training device: the file's bytes (1-D uint8) when it is a plain,
-    upright JPEG within ``max_pixels``, else the image decoded here as by :func:`read_rgb_tensor`.
+    upright JPEG within ``max_pixels`` that draft mode would not shrink to 1/4, else the image
+    as :func:`read_rgb_tensor` returns it.
 
     EXIF-rotated JPEGs are decoded here, so no device decoder has to get orientation right.
     """
-    _check_file(path)
-    if _is_plain_jpeg(path, max_pixels, None, upright_only=True):
-        try:
-            return torch.frombuffer(bytearray(Path(path).read_bytes()), dtype=torch.uint8)
-        except OSError as exc:
-            raise UnusableImageError(f"cannot read file ({type(exc).__name__}: {exc})") from exc
-    return pil_to_tensor(_open_checked(path, max_pixels, None))
+    if not _is_plain_jpeg(path, max_pixels, draft_size, upright_only=True):
+        return read_rgb_tensor(path, max_pixels, draft_size)
+    try:
+        return torch.frombuffer(bytearray(Path(path).read_bytes()), dtype=torch.uint8)
+    except OSError as exc:
+        raise UnusableImageError(f"cannot read file ({type(exc).__name__}: {exc})") from exc
 
 
 def _is_plain_jpeg(

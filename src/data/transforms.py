@@ -4,7 +4,7 @@ Each takes and returns a uint8 [3, H, W] tensor; normalisation happens later, on
 Where each step runs was measured (`python -m benchmarks.decode`, raw-size JPEGs at 224 px, one
 thread): torchvision resizes a uint8 tensor in well under half the time PIL takes, while PIL
 rotates in a fifth of the time torchvision's tensor rotation takes, so the rotation alone
-runs on a PIL image that shares the tensor's memory.
+runs on a PIL image made from the tensor.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ class OnPILImage(torch.nn.Module):
 
 
 def _as_pil(image: torch.Tensor) -> Image.Image:
-    """A PIL view of a uint8 [3, H, W] tensor: it shares memory when the tensor is laid out
-    pixel by pixel (as decoded), else PIL merges the three planes (much quicker than a
-    transposing copy in torch)."""
+    """A PIL image of a uint8 [3, H, W] tensor: one copy when the tensor is laid out pixel by
+    pixel (as decoded), else PIL merges the three planes (much quicker than a transposing copy
+    in torch)."""
     height, width = image.shape[1:]
     pixels = image.permute(1, 2, 0)
     if pixels.is_contiguous():

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from src.data.datamodule import ImageFolderDataModule
 from src.data.dataset import ImageFileDataset
+from src.data.images import DECODING
 from src.data.transforms import eval_transform, resize_size_for
 from src.features.cache import (
     FeatureCache,
@@ -51,6 +52,7 @@ def cached_features(
         "weights": weights_fingerprint(model.net, model.head_name),
         "image_size": str(images.image_size),
         "transform": repr(transform),
+        "decoding": DECODING,
         "normalisation": f"{model.hparams.model['mean']}|{model.hparams.model['std']}",
     }
     head = model.net.get_submodule(model.head_name)

@@ -22,7 +22,7 @@ from src.models.network import (
     load_starting_weights,
     read_weights_file,
 )
-from src.models.optim import named_groups, scale_per_group
+from src.models.optim import named_groups, optimizer_factory, scale_per_group
 
 log = logging.getLogger(__name__)
 
@@ -217,17 +217,14 @@ class ImageClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """The optimizer holds only trainable parameters; the scheduler config is optional."""
-        optimizer_config = dict(self.hparams.optimizer)
-        optimizer_config.pop("backbone_lr_mult", None)
-        groups = self.parameter_groups()
-        optimizer = instantiate(optimizer_config, _partial_=True, _convert_="all")(groups)
+        optimizer = optimizer_factory(dict(self.hparams.optimizer))(self.parameter_groups())
         scheduler_config = self.hparams.scheduler or {}
         scheduler_kwargs = dict(scheduler_config.get("scheduler") or {})
         if not scheduler_kwargs:
             return {"optimizer": optimizer}
         if "total_steps" in scheduler_kwargs and scheduler_kwargs["total_steps"] is None:
             scheduler_kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        lr = float(optimizer_config["lr"])
+        lr = float(self.hparams.optimizer["lr"])
         scheduler_kwargs = scale_per_group(scheduler_kwargs, optimizer.param_groups, lr)
         scheduler = instantiate(scheduler_kwargs, optimizer=optimizer, _convert_="all")
         return {

@@ -6,9 +6,11 @@ a fresh optimizer for a resumed run has the groups that the checkpoint's optimiz
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from hydra.utils import get_class, instantiate
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
@@ -27,6 +29,20 @@ LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 #: Schedulers whose only per-group state is `base_lrs` plus keys in the group itself, so that a
 #: group added while training follows the schedule.
 GROWABLE_SCHEDULERS = (StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR)
+
+
+def optimizer_factory(config: dict[str, Any]) -> Callable[..., Optimizer]:
+    """The configured optimizer class with its arguments, waiting for the parameter groups.
+
+    `backbone_lr_mult` is ours, not the optimizer's; `fused` reaches only optimizers that take it
+    (SGD, Adam, AdamW, ...), so `optimizer._target_=torch.optim.RMSprop` works unchanged.
+    """
+    arguments = {key: value for key, value in config.items() if key != "backbone_lr_mult"}
+    if "fused" in arguments:
+        accepted = inspect.signature(get_class(arguments["_target_"])).parameters
+        if "fused" not in accepted:
+            del arguments["fused"]
+    return instantiate(arguments, _partial_=True, _convert_="all")
 
 
 def named_groups(
