@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig
 
 from benchmarks.timing import RunTimes
+from src.config_checks import runs_on_cpu
 from src.models.optim import optimizer_factory
 from src.train import build_model
 from src.utils.entry import to_plain
@@ -34,9 +35,8 @@ def _synchronize(device: torch.device) -> None:
 def ceiling_device(cfg: DictConfig) -> torch.device:
     """Where the project's run trains: the GPU when the trainer config asks for one and there is
     one, else the CPU."""
-    accelerator = str(cfg.trainer.get("accelerator", "auto")).lower()
-    wants_gpu = accelerator in {"gpu", "cuda", "auto"}
-    return torch.device("cuda") if wants_gpu and torch.cuda.is_available() else torch.device("cpu")
+    on_gpu = not runs_on_cpu(cfg.trainer) and torch.cuda.is_available()
+    return torch.device("cuda") if on_gpu else torch.device("cpu")
 
 
 def autocast_for(cfg: DictConfig, device: torch.device) -> contextlib.AbstractContextManager:

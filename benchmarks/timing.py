@@ -79,24 +79,27 @@ class PhaseTimer(Callback):
     def _now(self) -> float:
         return time.perf_counter()
 
+    def _start_training_clock(self) -> None:
+        """Training time, and the wait for the first batch, count from here."""
+        self._train_start = self._now()
+        self._last_train_batch_end = self._train_start
+
     # Lightning creates the first epoch's loader iterator (workers, first batch) before
     # `on_train_epoch_start`, right after the sanity check: the first epoch starts there.
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.times.threads = torch.get_num_threads()
-        self._train_start = self._now()
+        self._start_training_clock()
 
     def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._train_start = self._now()
-        self._last_train_batch_end = self._train_start
+        self._start_training_clock()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch > 0:
-            self._train_start = self._now()
-            self._last_train_batch_end = self._train_start
+            self._start_training_clock()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         assert self.times.data_wait_s is not None
-        self.times.data_wait_s += self._now() - max(self._last_train_batch_end, self._train_start)
+        self.times.data_wait_s += self._now() - self._last_train_batch_end
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.device.type == "cuda":

@@ -183,13 +183,17 @@ def _decode(
         return _to_rgb(upright)
 
 
+def _unreadable(exc: OSError) -> UnusableImageError:
+    return UnusableImageError(f"cannot read file ({type(exc).__name__}: {exc})")
+
+
 def _check_file(path: str | os.PathLike[str]) -> None:
     """Refuse empty or unreadable files, and warn when PIL would hide truncation."""
     try:
         if os.path.getsize(path) == 0:
             raise UnusableImageError("zero-byte file")
     except OSError as exc:
-        raise UnusableImageError(f"cannot read file ({type(exc).__name__}: {exc})") from exc
+        raise _unreadable(exc) from exc
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         warnings.warn(
             "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True: truncated images will not be detected",
@@ -267,7 +271,7 @@ def read_jpeg_bytes_or_rgb(
     try:
         return torch.frombuffer(bytearray(Path(path).read_bytes()), dtype=torch.uint8)
     except OSError as exc:
-        raise UnusableImageError(f"cannot read file ({type(exc).__name__}: {exc})") from exc
+        raise _unreadable(exc) from exc
 
 
 def _is_plain_jpeg(
