@@ -68,14 +68,15 @@ def check_train_config(cfg: DictConfig) -> None:
             f"choose one of: {', '.join(classification_model_names())}"
         )
     check_freeze(cfg.model.name, cfg.freeze)
+    data = cfg.data
+    # Before the learning rate, which may be scaled by the batch size.
+    require_int(data.batch_size, "data.batch_size", 1)
     require_number(cfg.optimizer.get("lr"), "optimizer.lr", 0.0)
     if cfg.optimizer.lr == 0:
         raise UserError("optimizer.lr=0 would train nothing; give a positive learning rate")
     for key in ("momentum", "weight_decay"):
         if cfg.optimizer.get(key) is not None:
             require_number(cfg.optimizer[key], f"optimizer.{key}", 0.0)
-    data = cfg.data
-    require_int(data.batch_size, "data.batch_size", 1)
     require_int(data.image_size, "data.image_size", 8)
     require_number(data.val_fraction, "data.val_fraction", 0.0, 1.0)
     if data.get("num_workers") is not None:

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 from benchmarks import compare, decode
@@ -30,14 +31,18 @@ def test_compare_runs_end_to_end_and_writes_every_field(tmp_path: Path, capsys) 
     compare.main(
         [
             "--synthetic", "--model", "resnet18", "--weights", "none", "--image-size", "32",
-            "--batch-size", "4", "--num-images", "16", "--epochs", "1", "--workers", "0",
-            "--ceiling-steps", "2", "--cache-dir", str(tmp_path / "cache"),
+            "--batch-size", "4", "--reference-batch-size", "2", "--num-images", "16",
+            "--epochs", "1", "--workers", "0", "--ceiling-steps", "2",
+            "--cache-dir", str(tmp_path / "cache"),
             "--project-overrides", "data.augment.rotation_degrees=10", "--json", str(output),
         ]
     )  # fmt: skip
     report = json.loads(output.read_text())
     assert set(report["environment"]) >= {"date", "command", "cpu", "torch_threads"}
     assert report["settings"]["project_config_overrides"][-1] == "data.augment.rotation_degrees=10"
+    # The project's sgd takes 0.001 per 4 images; the reference, at batch 2, half of that.
+    assert report["settings"]["reference_batch_size"] == 2
+    assert report["settings"]["reference_lr"] == pytest.approx(0.0005)
     assert list(report["runs"]) == ["reference", "project", "ceiling"]
     for name, run in report["runs"].items():
         assert run["train_images_per_s"] > 0 and run["val_images_per_s"] > 0, name
