@@ -6,7 +6,8 @@
         [--workers N] [--project-overrides KEY=VALUE ...] [--json FILE]
 
 All three runs happen in this process, one after the other, on the same files (one seeded 80/20
-split), model, image size and batch size; see "Benchmarks" in the README.
+split), model, image size, loader workers and batch size (the reference's may differ, with its
+learning rate scaled to match); see "Benchmarks" in the README.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from benchmarks.project import compose_train_config, project_overrides, run_proj
 from benchmarks.reference import ReferenceSettings, run_reference
 from benchmarks.report import environment, fmt, fmt_ratio, header_lines, ratio, write_json
 from benchmarks.timing import RunTimes
+from src.config_checks import runs_on_cpu
 from src.data.datamodule import default_num_workers
 from src.data.transforms import resize_size_for
 from src.errors import UserError
@@ -106,6 +108,13 @@ def weights_file(choice: str, model: str) -> Path | None:
     return Path(choice)
 
 
+def loader_workers(cfg) -> int:
+    """`data.num_workers`, or the number the project's data module takes for null."""
+    if cfg.data.num_workers is not None:
+        return int(cfg.data.num_workers)
+    return default_num_workers(model_on_cpu=runs_on_cpu(cfg.trainer))
+
+
 def reference_settings(
     cfg, weights: Path | None, batch_size: int | None = None
 ) -> ReferenceSettings:
@@ -123,7 +132,7 @@ def reference_settings(
         image_size=cfg.data.image_size,
         resize_size=resize_size_for(cfg.data.image_size),
         batch_size=batch_size,
-        workers=cfg.data.num_workers,
+        workers=loader_workers(cfg),
         epochs=cfg.trainer.max_epochs,
         lr=float(cfg.optimizer.lr) * lr_scale,
         momentum=float(cfg.optimizer.get("momentum") or 0.0),
@@ -210,7 +219,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    workers = default_num_workers() if args.workers is None else args.workers
     weights = weights_file(args.weights, args.model)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="tl-benchmark-"))
@@ -233,12 +241,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.freeze,
             args.image_size,
             args.batch_size,
-            workers,
+            args.workers,
             args.epochs,
             weights,
             args.project_overrides,
         )
         cfg = compose_train_config(overrides, work_dir / "config")
+        workers = loader_workers(cfg)
         reference = reference_settings(cfg, weights, args.reference_batch_size)
         settings = {
             "source": source,

@@ -35,13 +35,13 @@ def project_overrides(
     freeze: str,
     image_size: int,
     batch_size: int,
-    workers: int,
+    workers: int | None,
     epochs: int,
     weights: Path | None,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """Hydra overrides for the benchmark's settings; `extra` (e.g. freeze.cache_features=true)
-    comes last so that it can change anything."""
+    """Hydra overrides for the benchmark's settings (`workers` None: the project's default);
+    `extra` (e.g. freeze.cache_features=true) comes last so that it can change anything."""
     overrides = [
         "data=folder",
         f"data.root={data_root}",
@@ -50,10 +50,11 @@ def project_overrides(
         f"freeze={freeze}",
         f"data.image_size={image_size}",
         f"data.batch_size={batch_size}",
-        f"data.num_workers={workers}",
         f"trainer.max_epochs={epochs}",
         *QUIET,
     ]
+    if workers is not None:
+        overrides.append(f"data.num_workers={workers}")
     if weights is not None:
         overrides.append(f"model.weights_path={weights}")
     return [*overrides, *extra]

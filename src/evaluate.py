@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
+from src.config_checks import runs_on_cpu
 from src.data.datamodule import ImageFolderDataModule
 from src.models.checkpoint import load_classifier
 from src.utils.entry import exit_on_user_error, to_plain
@@ -30,7 +31,7 @@ def build_datamodule(
     data_config.file_list_dir = cfg.paths.output_dir
     # Batches go through trainer.predict without the data module's hooks: decode in the workers.
     data_config.decode_on_device = False
-    return instantiate(data_config)
+    return instantiate(data_config, model_on_cpu=runs_on_cpu(cfg.trainer))
 
 
 def summarise(

@@ -163,7 +163,7 @@ def train(cfg: DictConfig) -> float | None:
         L.seed_everything(cfg.seed, workers=True)
     refuse_used_run_dir(Path(cfg.paths.output_dir), resuming=cfg.ckpt_path is not None)
 
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, model_on_cpu=runs_on_cpu(cfg.trainer))
     datamodule.prepare_data()
     if len(datamodule.class_names) < 2:
         raise UserError(

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from src.data import image_checks
-from src.data.datamodule import ImageFolderDataModule
+from src.data.datamodule import ImageFolderDataModule, default_num_workers
 from src.errors import UserError
 from tests.image_factory import unusable_names, write_broken_files, write_rgb_jpeg
 
@@ -139,3 +139,26 @@ def test_image_checks_are_cached_for_train_and_val_folders(tmp_path: Path, monke
     monkeypatch.setattr(image_checks, "check_image", must_not_decode)
     dm = datamodule(tmp_path / "images", cache_dir=str(tmp_path / "cache"))
     assert (len(dm.train_samples), len(dm.val_samples)) == (6, 4)
+
+
+@pytest.mark.parametrize(
+    ("cores", "torch_threads", "model_on_cpu", "workers"),
+    [
+        (2, 2, False, 2),  # the model on a GPU: a worker per core
+        (16, 16, False, 8),  # at most 8
+        (2, 2, True, 0),  # the model's threads take every core: load between steps
+        (6, 4, True, 2),  # only the cores the model's threads leave free
+        (4, 8, True, 0),
+    ],
+)
+def test_default_workers_leave_the_models_cores_alone(
+    monkeypatch, cores: int, torch_threads: int, model_on_cpu: bool, workers: int
+) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: torch_threads)
+    assert default_num_workers(model_on_cpu) == workers
+    dm = ImageFolderDataModule("unused", num_workers=None, model_on_cpu=model_on_cpu)
+    assert dm.num_workers == workers
+    assert (
+        ImageFolderDataModule("unused", num_workers=3, model_on_cpu=model_on_cpu).num_workers == 3
+    )
