@@ -36,6 +36,7 @@ from src.config_checks import runs_on_cpu
 from src.data.datamodule import default_num_workers
 from src.data.transforms import resize_size_for
 from src.errors import UserError
+from src.utils.resolvers import batch_lr_factor
 
 log = logging.getLogger("benchmarks.compare")
 
@@ -64,7 +65,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=None,
         help="the reference's batch size (default: --batch-size); its learning rate is the "
-        "project's scaled by the ratio of batch sizes",
+        "project's rescaled as optimizer=sgd scales it",
     )
     parser.add_argument("--num-images", type=int, default=1000, help="images used, per class even")
     parser.add_argument("--epochs", type=int, default=2)
@@ -120,12 +121,12 @@ def reference_settings(
 ) -> ReferenceSettings:
     """The tutorial's hyper-parameters, taken from the project's config so both sides agree.
 
-    At another batch size than the project's, the learning rate follows the linear scaling rule
-    (as `optimizer=sgd` does: the tutorial's lr 0.001 at batch 4, 0.008 at 32).
+    At another batch size than the project's, the learning rate is rescaled by the rule
+    `optimizer=sgd` follows (the tutorial's lr 0.001 at batch 4, 0.00283 at 32).
     """
     scheduler = (cfg.scheduler or {}).get("scheduler") or {}
     batch_size = int(cfg.data.batch_size) if batch_size is None else batch_size
-    lr_scale = batch_size / int(cfg.data.batch_size)
+    lr_scale = batch_lr_factor(batch_size, int(cfg.data.batch_size))
     return ReferenceSettings(
         model=cfg.model.name,
         trainable=cfg.freeze.trainable,

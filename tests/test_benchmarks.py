@@ -40,9 +40,9 @@ def test_compare_runs_end_to_end_and_writes_every_field(tmp_path: Path, capsys) 
     report = json.loads(output.read_text())
     assert set(report["environment"]) >= {"date", "command", "cpu", "torch_threads"}
     assert report["settings"]["project_config_overrides"][-1] == "data.augment.rotation_degrees=10"
-    # The project's sgd takes 0.001 per 4 images; the reference, at batch 2, half of that.
+    # The project's sgd takes 0.001 at batch 4; the reference, at batch 2, 0.001 / sqrt(2).
     assert report["settings"]["reference_batch_size"] == 2
-    assert report["settings"]["reference_lr"] == pytest.approx(0.0005)
+    assert report["settings"]["reference_lr"] == pytest.approx(0.001 / 2**0.5)
     assert list(report["runs"]) == ["reference", "project", "ceiling"]
     for name, run in report["runs"].items():
         assert run["train_images_per_s"] > 0 and run["val_images_per_s"] > 0, name
