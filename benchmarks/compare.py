@@ -6,8 +6,9 @@
         [--workers N] [--project-overrides KEY=VALUE ...] [--json FILE]
 
 All three runs happen in this process, one after the other, on the same files (one seeded 80/20
-split), model, image size, loader workers and batch size (the reference's may differ, with its
-learning rate scaled to match); see "Benchmarks" in the README.
+split), model, image size and batch size (the reference's may differ, with its learning rate
+rescaled to match); each loop with its own loader workers unless --workers sets both; see
+"Benchmarks" in the README.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from src.utils.resolvers import batch_lr_factor
 log = logging.getLogger("benchmarks.compare")
 
 RUNS = ("reference", "project", "ceiling")
+#: The tutorial's `DataLoader(..., num_workers=4)`.
+TUTORIAL_WORKERS = 4
 #: Seeds the choice of images and their split (the project's default seed).
 SPLIT_SEED = 42
 
@@ -70,7 +73,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--num-images", type=int, default=1000, help="images used, per class even")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument(
-        "--workers", type=int, default=None, help="loader workers (default: the project's)"
+        "--workers",
+        type=int,
+        default=None,
+        help="loader workers of both loops (default: the project's own default, and the "
+        "tutorial's 4 for the reference, at most one per core)",
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
@@ -116,8 +123,13 @@ def loader_workers(cfg) -> int:
     return default_num_workers(model_on_cpu=runs_on_cpu(cfg.trainer))
 
 
+def reference_workers(workers: int | None) -> int:
+    """`--workers`, else the tutorial's `num_workers=4`, at most one per core."""
+    return min(TUTORIAL_WORKERS, default_num_workers()) if workers is None else workers
+
+
 def reference_settings(
-    cfg, weights: Path | None, batch_size: int | None = None
+    cfg, weights: Path | None, batch_size: int | None = None, workers: int | None = None
 ) -> ReferenceSettings:
     """The tutorial's hyper-parameters, taken from the project's config so both sides agree.
 
@@ -133,7 +145,7 @@ def reference_settings(
         image_size=cfg.data.image_size,
         resize_size=resize_size_for(cfg.data.image_size),
         batch_size=batch_size,
-        workers=loader_workers(cfg),
+        workers=reference_workers(workers),
         epochs=cfg.trainer.max_epochs,
         lr=float(cfg.optimizer.lr) * lr_scale,
         momentum=float(cfg.optimizer.get("momentum") or 0.0),
@@ -191,7 +203,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"classes {s['classes']}",
         f"model:   {s['model']}, freeze={s['freeze']}, weights {s['weights'] or 'random'}, "
         f"{s['image_size']} px, batch {batch_sizes(s)}, {s['epochs']} epoch(s), "
-        f"{s['workers']} worker(s)",
+        f"{s['workers']} worker(s) (reference: {s['reference_workers']})",
     ]
     if s.get("repeats", 1) > 1:
         lines.append(f"median of {s['repeats']} interleaved rounds per run (train img/s)")
@@ -249,7 +261,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         cfg = compose_train_config(overrides, work_dir / "config")
         workers = loader_workers(cfg)
-        reference = reference_settings(cfg, weights, args.reference_batch_size)
+        reference = reference_settings(cfg, weights, args.reference_batch_size, args.workers)
         settings = {
             "source": source,
             "classes": split.classes,
@@ -264,6 +276,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "reference_lr": reference.lr,
             "epochs": args.epochs,
             "workers": workers,
+            "reference_workers": reference.workers,
             "ceiling_steps": args.ceiling_steps,
             "project_overrides": list(args.project_overrides),
             "project_config_overrides": overrides,

@@ -43,6 +43,7 @@ def test_compare_runs_end_to_end_and_writes_every_field(tmp_path: Path, capsys) 
     # The project's sgd takes 0.001 at batch 4; the reference, at batch 2, 0.001 / sqrt(2).
     assert report["settings"]["reference_batch_size"] == 2
     assert report["settings"]["reference_lr"] == pytest.approx(0.001 / 2**0.5)
+    assert report["settings"]["workers"] == report["settings"]["reference_workers"] == 0
     assert list(report["runs"]) == ["reference", "project", "ceiling"]
     for name, run in report["runs"].items():
         assert run["train_images_per_s"] > 0 and run["val_images_per_s"] > 0, name
@@ -99,3 +100,11 @@ def test_ceiling_follows_the_trainer_precision_and_device(tmp_path: Path) -> Non
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
     with autocast_for(compose_train_config([], tmp_path), device):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+def test_reference_loads_with_the_tutorials_workers_unless_told(monkeypatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert compare.reference_workers(None) == 4  # the tutorial's num_workers=4
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(2)), raising=False)
+    assert compare.reference_workers(None) == 2  # at most one per core
+    assert compare.reference_workers(0) == 0
