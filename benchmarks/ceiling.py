@@ -9,10 +9,10 @@ import torch
 from omegaconf import DictConfig
 
 from benchmarks.timing import RunTimes
-from src.config_checks import runs_on_cpu
-from src.models.optim import optimizer_factory
+from src.config.instantiation import to_plain
+from src.finetuning.param_groups import optimizer_factory
 from src.train import build_model
-from src.utils.entry import to_plain
+from src.utils.devices import runs_on_cpu
 
 
 def _timed(steps: int, warmup: int, step, device: torch.device) -> float:

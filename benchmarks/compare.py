@@ -33,11 +33,10 @@ from benchmarks.project import compose_train_config, project_overrides, run_proj
 from benchmarks.reference import ReferenceSettings, run_reference
 from benchmarks.report import environment, fmt, fmt_ratio, header_lines, ratio, write_json
 from benchmarks.timing import RunTimes
-from src.config_checks import runs_on_cpu
-from src.data.datamodule import default_num_workers
+from src.config.resolvers import batch_lr_factor
 from src.data.transforms import resize_size_for
-from src.errors import UserError
-from src.utils.resolvers import batch_lr_factor
+from src.utils.devices import default_num_workers, runs_on_cpu
+from src.utils.errors import UserError
 
 log = logging.getLogger("benchmarks.compare")
 

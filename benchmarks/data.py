@@ -12,11 +12,11 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from src.data.cats_dogs import prepare_cats_dogs
 from src.data.image_checks import find_unusable
 from src.data.images import DEFAULT_MAX_PIXELS
 from src.data.samples import Sample, collect_samples, find_classes, stratified_split
-from src.data.synthetic import CLASSES, draw_image
+from src.data.sources.cats_dogs import prepare_cats_dogs
+from src.data.sources.synthetic import CLASSES, draw_image
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from benchmarks.timing import RunTimes, read_times
+from src.config.compose import compose_config
 from src.train import train
-from src.utils.compose import compose_config
 
 #: Keep the run to training and validation: no progress bar (it costs time on a non-terminal),
 #: no checkpoints or figures (the reference writes none), no logger, no model summary table.

@@ -1,5 +1,5 @@
 """Transfer learning for image classification with Lightning and Hydra."""
 
-from src.utils.resolvers import register_resolvers
+from src.config.resolvers import register_resolvers
 
 register_resolvers()

@@ -14,10 +14,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from src.config_checks import runs_on_cpu
+from src.config.instantiation import to_plain
 from src.data.datamodule import ImageFolderDataModule
 from src.models.checkpoint import load_classifier
-from src.utils.entry import exit_on_user_error, to_plain
+from src.utils.devices import runs_on_cpu
+from src.utils.errors import exit_on_user_error
 
 log = logging.getLogger(__name__)
 

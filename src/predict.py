@@ -20,10 +20,9 @@ from omegaconf import DictConfig
 from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, read_rgb_tensor
 from src.data.samples import has_image_suffix
 from src.data.transforms import eval_transform, resize_size_for
-from src.errors import UserError
 from src.models.checkpoint import load_classifier
 from src.models.classifier import ImageClassifier
-from src.utils.entry import exit_on_user_error
+from src.utils.errors import UserError, exit_on_user_error
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from src.utils.entry import exit_on_user_error
+from src.utils.errors import exit_on_user_error
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from pathlib import Path
 
 import hydra
@@ -18,33 +17,23 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
+from src.callbacks.checkpoints import AtomicCheckpointIO
 from src.callbacks.run_summary import RunSummary, write_summary
 from src.callbacks.visualization import TensorBoardFigures
-from src.checkpointing import AtomicCheckpointIO
-from src.config_checks import check_train_config, runs_on_cpu
+from src.config.checks import check_train_config
+from src.config.instantiation import flatten, instantiate_group, to_plain
 from src.data.datamodule import ImageFolderDataModule
-from src.errors import UserError
-from src.features.cache import FeatureCache
-from src.features.datamodule import CachedFeatureDataModule, cached_features
+from src.finetuning.feature_cache import FeatureCache
+from src.finetuning.feature_data import CachedFeatureDataModule, cached_features
 from src.models.classifier import ImageClassifier
-from src.sweep_ddp import launch_extra_processes_as_this_job
-from src.utils.entry import (
-    exit_on_user_error,
-    find_user_error,
-    flatten,
-    instantiate_group,
-    to_plain,
-)
+from src.sweeps.ddp import launch_extra_processes_as_this_job
+from src.utils.devices import is_launcher_process, runs_on_cpu
+from src.utils.errors import UserError, exit_on_user_error, find_user_error
 
 log = logging.getLogger(__name__)
 
 #: Exit status after a SIGTERM that was handled (checkpoint saved): 128 + 15, as shells report it.
 EXIT_SIGTERM = 143
-
-
-def is_launcher_process() -> bool:
-    """False in the extra processes Lightning's DDP launcher starts (they re-run this script)."""
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 def refuse_used_run_dir(output_dir: Path, resuming: bool) -> None:

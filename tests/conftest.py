@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from src.data.synthetic import generate_stripes
-from src.utils.compose import compose_config
+from src.config.compose import compose_config
+from src.data.sources.synthetic import generate_stripes
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ import pytest
 
 from src.data.datamodule import ImageFolderDataModule
 from src.data.dataset import TooManyUnreadableFiles
-from src.errors import UserError
 from src.train import train
+from src.utils.errors import UserError
 from tests.conftest import TINY
 from tests.image_factory import write_rgb_jpeg
 

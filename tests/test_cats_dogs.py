@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from src.data import cats_dogs
-from src.data.cats_dogs import DataPreparationError, prepare_cats_dogs
+from src.data.sources import cats_dogs
+from src.data.sources.cats_dogs import DataPreparationError, prepare_cats_dogs
 from tests.image_factory import unusable_names, write_broken_files, write_rgb_jpeg
 
 GOOD_PER_CLASS = 3

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from src.errors import UserError
 from src.train import build_model, train
+from src.utils.errors import UserError
 from tests.conftest import TINY
 
 #: data.root does not exist: had any data been touched, the error would name that folder.

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.errors import UserError
+from src.config.compose import CONF_DIR
 from src.train import train
-from src.utils.compose import CONF_DIR
+from src.utils.errors import UserError
 from tests.conftest import TINY
 from tests.image_factory import write_broken_files, write_rgb_jpeg
 

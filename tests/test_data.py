@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from src.data import image_checks
-from src.data.datamodule import ImageFolderDataModule, default_num_workers
-from src.errors import UserError
+from src.data.datamodule import ImageFolderDataModule
+from src.utils.devices import default_num_workers
+from src.utils.errors import UserError
 from tests.image_factory import unusable_names, write_broken_files, write_rgb_jpeg
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from src import checkpointing
+from src.callbacks import checkpoints as checkpointing
+from src.callbacks.checkpoints import CheckpointWriteError
 from src.callbacks.nonfinite_loss import NonFiniteLossError
-from src.checkpointing import CheckpointWriteError
-from src.errors import UserError
 from src.models.checkpoint import load_classifier
 from src.models.network import WeightsError, read_weights_file
 from src.train import EXIT_SIGTERM, train
+from src.utils.errors import UserError
 from tests.conftest import REPO, TINY
 from tests.fault_helpers import RecordSignalHandlers
 

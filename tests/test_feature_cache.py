@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from src.data.datamodule import ImageFolderDataModule
-from src.errors import UserError
-from src.features.cache import FeatureCache
-from src.features.datamodule import cached_features
+from src.finetuning.feature_cache import FeatureCache
+from src.finetuning.feature_data import cached_features
 from src.models.classifier import ImageClassifier
 from src.train import train
+from src.utils.errors import UserError
 
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
@@ -75,7 +75,7 @@ def test_any_change_of_a_key_recomputes(stripes_root: Path, tmp_path: Path, monk
     cached_features(images(stripes_root), model, cache)
     assert cache.computed == 4  # normalisation
 
-    monkeypatch.setattr("src.features.datamodule.DECODING", "another decoder")
+    monkeypatch.setattr("src.finetuning.feature_data.DECODING", "another decoder")
     cached_features(images(stripes_root), model, cache)
     assert cache.computed == 5  # the decoding rules
 

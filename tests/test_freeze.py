@@ -10,10 +10,10 @@ from lightning.pytorch.callbacks import Callback
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from src.data.datamodule import ImageFolderDataModule
-from src.errors import UserError
+from src.finetuning.freeze import FreezePolicy
 from src.models.classifier import ImageClassifier
-from src.models.freeze import FreezePolicy
 from src.models.network import build_network
+from src.utils.errors import UserError
 
 PRESETS = {
     "none": None,

@@ -14,7 +14,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.compose import CONF_DIR
+from src.config.compose import CONF_DIR
 from tests.conftest import TINY, run_module
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torchvision
 
-from src.errors import UserError
 from src.models import network
 from src.models.classifier import ImageClassifier
 from src.models.network import WeightsError, build_network, read_weights_file
+from src.utils.errors import UserError
 
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 

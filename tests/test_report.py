@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from src.report import build_report, collect_rows, main, val_acc_curve
-from src.report_callback import SweepReport
+from src.report import main
+from src.sweeps.hydra_callback import SweepReport
+from src.sweeps.report import build_report, collect_rows, val_acc_curve
 from tests.conftest import TINY, run_module
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -15,9 +15,9 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from src.data.datamodule import ImageFolderDataModule
-from src.errors import UserError
 from src.models.classifier import ImageClassifier
 from src.train import train
+from src.utils.errors import UserError
 from tests.conftest import TINY
 
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from src.errors import UserError
+from src.utils.errors import UserError
 
 
 class NonFiniteLossError(UserError):

@@ -11,17 +11,14 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from src.utils.io import write_atomically
+
 SUMMARY_FILE = "summary.json"
 
 
 def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> Path:
     """Write atomically, so a report never reads half a file."""
-    path = Path(run_dir) / SUMMARY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    temporary.replace(path)
-    return path
+    return write_atomically(Path(run_dir) / SUMMARY_FILE, json.dumps(summary, indent=2))
 
 
 class RunSummary(Callback):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +23,13 @@ from src.data.samples import (
     write_file_list,
 )
 from src.data.transforms import eval_transform, resize_size_for, train_transform
-from src.errors import UserError, require_int
+from src.utils.devices import default_num_workers
+from src.utils.errors import UserError, require_int
 
 log = logging.getLogger(__name__)
 
 #: Largest / smallest class size from which a data set is reported as imbalanced.
 IMBALANCE_RATIO = 3
-
-
-def default_num_workers(model_on_cpu: bool = False) -> int:
-    """One loader worker per CPU core available to this process, at most 8; when the model runs
-    on the CPU too, only the cores its torch threads leave free. Workers that compete with those
-    threads slow them down more than they help: on 2 cores, loading between the steps trained
-    faster than 2 workers did (README, Benchmarks)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    free = (cores or 1) - (torch.get_num_threads() if model_on_cpu else 0)
-    return max(0, min(free, 8))
 
 
 class ImageFolderDataModule(L.LightningDataModule):

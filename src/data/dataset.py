@@ -16,7 +16,7 @@ from src.data.images import (
     read_rgb_tensor,
 )
 from src.data.samples import Sample
-from src.errors import UserError
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

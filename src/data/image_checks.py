@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from src.data.images import check_image
+from src.utils.io import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,5 @@ def find_unusable(
     if checked:
         log.info("Checked %d new or changed images under %s", checked, root)
     if cache_path and verdicts != cached:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache_path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(verdicts), encoding="utf-8")
-        os.replace(temporary, cache_path)
+        write_atomically(cache_path, json.dumps(verdicts))
     return unusable

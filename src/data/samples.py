@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from src.data.images import IMAGE_EXTENSIONS
-from src.errors import UserError
+from src.utils.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from src.errors import UserError
 from src.models.classifier import ImageClassifier
+from src.utils.errors import UserError
 
 
 def load_classifier(

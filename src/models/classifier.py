@@ -13,16 +13,16 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.callbacks.gradual_unfreezing import GradualUnfreezing
-from src.errors import UserError
-from src.models.freeze import FreezePolicy, UnfreezeStep, count_parameters
+from src.finetuning.freeze import FreezePolicy, UnfreezeStep, count_parameters
+from src.finetuning.gradual_unfreezing import GradualUnfreezing
+from src.finetuning.param_groups import named_groups, optimizer_factory, scale_per_group
 from src.models.network import (
     build_network,
     imagenet_state_dict,
     load_starting_weights,
     read_weights_file,
 )
-from src.models.optim import named_groups, optimizer_factory, scale_per_group
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

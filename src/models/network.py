@@ -9,7 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
-from src.errors import UserError
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from src.errors import UserError
+from src.utils.errors import UserError
 
 #: In `freeze.unfreeze_at`, every top-level child that nothing else names.
 REST = "rest"

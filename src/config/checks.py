@@ -6,14 +6,10 @@ import torch
 import torchvision
 from omegaconf import DictConfig
 
-from src.errors import UserError, is_int, require_int, require_number
-from src.models.freeze import FreezePolicy
+from src.finetuning.freeze import FreezePolicy
 from src.models.network import classification_model_names
-
-
-def runs_on_cpu(trainer_cfg: DictConfig) -> bool:
-    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
-    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+from src.utils.devices import runs_on_cpu
+from src.utils.errors import UserError, is_int, require_int, require_number
 
 
 def check_accelerator(trainer_cfg: DictConfig) -> None:

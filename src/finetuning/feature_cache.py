@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from src.data.samples import Sample
+from src.utils.io import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,7 @@ class FeatureCache:
             return torch.load(path, map_location="cpu", weights_only=True)
         tensors = compute()
         self.computed += 1
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(tensors, temporary)
-        os.replace(temporary, path)
+        with atomic_output(path) as handle:
+            torch.save(tensors, handle)
         log.info("Cached features in %s", path)
         return tensors

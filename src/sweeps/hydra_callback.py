@@ -1,4 +1,4 @@
-"""Hydra callback: write the sweep report (src.report) into the sweep dir when a multirun ends."""
+"""Hydra callback: write the sweep report into the sweep dir when a multirun ends."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # Never fail a finished sweep over its report: the jobs' own files are what matters.
         try:
-            from src.report import build_report  # imported here: every Hydra start loads this
+            from src.sweeps.report import (
+                build_report,  # imported here: every Hydra start loads this
+            )
 
             sweep_dir = str(config.hydra.sweep.dir)
             report = build_report([sweep_dir])

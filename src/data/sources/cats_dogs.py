@@ -22,9 +22,12 @@ import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+from typing import Any
 
+from src.data.datamodule import ImageFolderDataModule
 from src.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, check_image
-from src.errors import UserError
+from src.utils.errors import UserError
+from src.utils.io import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ def prepare_cats_dogs(
     _write_reports(dest, kept, quarantined)
     summary = {**archive_info, "kept": kept, "quarantined": len(quarantined)}
     summary["max_pixels"] = max_pixels
-    _write_atomically(marker, json.dumps(summary, indent=2) + "\n")
+    write_atomically(marker, json.dumps(summary, indent=2) + "\n")
 
     per_class = ", ".join(f"{name} {count}" for name, count in kept.items())
     log.info(
@@ -262,7 +265,7 @@ def _count_images(root: Path) -> dict[str, int]:
 def _write_reports(dest: Path, kept: dict[str, int], quarantined: list[dict[str, str]]) -> None:
     """Write the machine-readable and the human-readable report of what was kept and moved."""
     report = {"kept": kept, "quarantined": quarantined}
-    _write_atomically(dest / REPORT_JSON, json.dumps(report, indent=2) + "\n")
+    write_atomically(dest / REPORT_JSON, json.dumps(report, indent=2) + "\n")
     lines = [
         "Cats vs Dogs preparation report",
         "",
@@ -273,11 +276,30 @@ def _write_reports(dest: Path, kept: dict[str, int], quarantined: list[dict[str,
         "move a file back and delete .prepared to have it checked again):",
         *(f"  {item['path']}: {item['reason']}" for item in quarantined),
     ]
-    _write_atomically(dest / REPORT_TXT, "\n".join(lines) + "\n")
+    write_atomically(dest / REPORT_TXT, "\n".join(lines) + "\n")
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write via a temp file and rename, so a crash never leaves a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+class CatsDogsDataModule(ImageFolderDataModule):
+    """`root` is `<dest>/PetImages`; a missing one is downloaded (or taken from `archive`)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        md5: str | None = None,
+        archive: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.url = url
+        self.md5 = md5
+        self.archive = archive
+
+    def ensure_data(self) -> None:
+        prepared = prepare_cats_dogs(
+            self.root.parent,
+            url=self.url,
+            archive=self.archive,
+            md5=self.md5,
+            max_pixels=self.max_pixels,
+        )
+        self.root = prepared

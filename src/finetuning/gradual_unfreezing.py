@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from src.errors import UserError
-from src.models.optim import add_group, check_growable
+from src.finetuning.param_groups import add_group, check_growable
+from src.utils.errors import UserError
 
 if TYPE_CHECKING:
     from src.models.classifier import ImageClassifier

@@ -10,7 +10,7 @@ from src.data.datamodule import ImageFolderDataModule
 from src.data.dataset import ImageFileDataset
 from src.data.images import DECODING
 from src.data.transforms import eval_transform, resize_size_for
-from src.features.cache import (
+from src.finetuning.feature_cache import (
     FeatureCache,
     cache_key,
     compute_features,

@@ -6,7 +6,7 @@ import math
 
 from omegaconf import OmegaConf
 
-from src.errors import require_int, require_number
+from src.utils.errors import require_int, require_number
 
 
 def batch_lr_factor(batch_size: int, base_batch_size: int) -> float:

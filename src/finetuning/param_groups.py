@@ -22,7 +22,7 @@ from torch.optim.lr_scheduler import (
     StepLR,
 )
 
-from src.errors import UserError
+from src.utils.errors import UserError
 
 #: Per-group keys that hold a learning rate (schedulers add `initial_lr`, OneCycle the others).
 LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")

@@ -13,10 +13,12 @@ import math
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from src.errors import UserError
+from src.data.datamodule import ImageFolderDataModule
+from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +84,24 @@ def generate_stripes(
     staging.rename(root)
     log.info("Generated %d synthetic images in %s", images_per_class * len(CLASSES), root)
     return root
+
+
+class SyntheticDataModule(ImageFolderDataModule):
+    """Generates `images_per_class` images per class at `generated_size` px into `root` once."""
+
+    def __init__(
+        self,
+        images_per_class: int = 400,
+        generated_size: int = 96,
+        generation_seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.images_per_class = images_per_class
+        self.generated_size = generated_size
+        self.generation_seed = generation_seed
+
+    def ensure_data(self) -> None:
+        generate_stripes(
+            self.root, self.images_per_class, self.generated_size, self.generation_seed
+        )

@@ -1,0 +1,39 @@
+"""Config groups to objects and plain values: instantiate every entry of a group, resolve a node
+into plain containers (safe in checkpoints), flatten it for hparams tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+
+def to_plain(config: DictConfig | None) -> Any:
+    """A resolved config as plain Python containers (safe to store in checkpoints)."""
+    if config is None:
+        return None
+    return OmegaConf.to_container(config, resolve=True)
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every `_target_` entry of a config group such as `callbacks` or `logger`."""
+    if not group:
+        return []
+    return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config as `a/b/c: value` pairs of simple types, for hparams tables."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}/"))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = str(list(value))
+        elif value is None:
+            flat[name] = "null"
+        else:
+            flat[name] = value
+    return flat

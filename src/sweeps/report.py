@@ -1,0 +1,318 @@
+"""Sweep report: one row per job (from its summary.json) as Markdown and CSV, plus a val/acc plot.
+
+Written at the end of every multirun by `src.sweeps.hydra_callback.SweepReport`, and rebuilt on
+demand by `python -m src.report`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from src.callbacks.run_summary import SUMMARY_FILE
+from src.utils.errors import UserError, one_line
+
+METRICS_FILE = Path("csv") / "metrics.csv"
+REPORT_CSV, REPORT_MD, REPORT_PNG = "report.csv", "report.md", "val_acc.png"
+
+#: Columns of report.csv, in order.
+COLUMNS = (
+    "job",
+    "overrides",
+    "status",
+    "error",
+    "best_val_acc",
+    "best_epoch",
+    "final_val_loss",
+    "trainable_params",
+    "total_params",
+    "wall_time_s",
+    "train_images_per_s",
+    "best_ckpt",
+)
+
+
+@dataclass
+class JobRow:
+    """One job of a sweep (or one run): what its summary.json says, or why it says nothing."""
+
+    job: str
+    path: Path
+    overrides: list[str] = field(default_factory=list)
+    status: str = "incomplete"
+    error: str | None = None
+    best_val_acc: float | None = None
+    best_epoch: int | None = None
+    final_val_loss: float | None = None
+    trainable_params: int | None = None
+    total_params: int | None = None
+    wall_time_s: float | None = None
+    train_images_per_s: float | None = None
+    best_ckpt: str | None = None
+
+    def csv_values(self) -> dict[str, Any]:
+        values = {name: getattr(self, name) for name in COLUMNS}
+        values["overrides"] = " ".join(self.overrides)
+        return {name: "" if value is None else value for name, value in values.items()}
+
+
+@dataclass
+class Report:
+    rows: list[JobRow]
+    markdown: str
+    files: list[Path]
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / SUMMARY_FILE).is_file() or (path / ".hydra").is_dir()
+
+
+def natural_key(text: str) -> list[Any]:
+    """Job "10" after job "9"."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def sweep_jobs(sweep_dir: Path) -> list[Path]:
+    """Job dirs of a sweep; a numbered dir without any record still counts (killed early)."""
+    jobs = [
+        child
+        for child in sweep_dir.iterdir()
+        if child.is_dir()
+        and not child.name.startswith(".")
+        and (is_run_dir(child) or child.name.isdigit())
+    ]
+    return sorted(jobs, key=lambda path: natural_key(path.name))
+
+
+def is_sweep_dir(path: Path) -> bool:
+    if not path.is_dir() or is_run_dir(path):
+        return False
+    return (path / "multirun.yaml").is_file() or any(is_run_dir(job) for job in sweep_jobs(path))
+
+
+def job_dirs(paths: Sequence[str | Path]) -> list[Path]:
+    """Every job dir that `paths` name, sweeps expanded; a path that is neither is a UserError."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if is_run_dir(path):
+            found.append(path)
+        elif is_sweep_dir(path):
+            found.extend(sweep_jobs(path))
+        else:
+            raise UserError(
+                f"{path} is neither a sweep dir (with multirun.yaml or job subfolders) "
+                "nor a run dir (with summary.json or .hydra/)"
+            )
+    return found
+
+
+def read_overrides(job_dir: Path) -> list[str]:
+    """Hydra's record of the job's overrides, for jobs that never wrote a summary."""
+    try:
+        overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text("utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []
+    return [str(item) for item in overrides] if isinstance(overrides, list) else []
+
+
+def read_job(job_dir: Path, name: str) -> JobRow:
+    row = JobRow(job=name, path=job_dir, overrides=read_overrides(job_dir))
+    summary_path = job_dir / SUMMARY_FILE
+    if not summary_path.is_file():
+        row.error = "no summary.json: killed, or still running"
+        return row
+    try:
+        summary: dict[str, Any] = json.loads(summary_path.read_text("utf-8"))
+        if not isinstance(summary, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        row.status, row.error = "unknown", one_line(f"unreadable summary.json: {error}")
+        return row
+    for key in COLUMNS[2:]:
+        if summary.get(key) is not None:
+            setattr(row, key, summary[key])
+    if isinstance(summary.get("overrides"), list):
+        row.overrides = [str(item) for item in summary["overrides"]]
+    row.status = str(summary.get("status") or "unknown")
+    row.error = None if row.error is None else one_line(row.error)
+    return row
+
+
+def sort_rows(rows: list[JobRow]) -> list[JobRow]:
+    """Finished jobs first, by best val/acc descending; then the rest (failed, incomplete)."""
+
+    def key(row: JobRow) -> tuple[Any, ...]:
+        accuracy = row.best_val_acc
+        has_accuracy = accuracy is not None and not math.isnan(accuracy)
+        return (
+            row.status != "finished",
+            not has_accuracy,
+            -accuracy if has_accuracy else 0.0,
+            natural_key(row.job),
+        )
+
+    return sorted(rows, key=key)
+
+
+def collect_rows(paths: Sequence[str | Path]) -> list[JobRow]:
+    """Rows for the jobs of sweep dirs and run dirs, named relative to their common parent."""
+    dirs = job_dirs(paths)
+    if not dirs:
+        return []
+    base = Path(os.path.commonpath([str(d.resolve().parent) for d in dirs]))
+    return sort_rows([read_job(d, d.resolve().relative_to(base).as_posix()) for d in dirs])
+
+
+def common_overrides(rows: Sequence[JobRow]) -> list[str]:
+    """Overrides every job shares (with two jobs or more): said once, not in every row."""
+    if len(rows) < 2:
+        return []
+    shared = set.intersection(*(set(row.overrides) for row in rows))
+    return [item for item in rows[0].overrides if item in shared]
+
+
+def distinct_overrides(row: JobRow, common: Sequence[str]) -> str:
+    return " ".join(item for item in row.overrides if item not in common)
+
+
+def val_acc_curve(job_dir: Path) -> list[tuple[int, float]]:
+    """(epoch, val/acc) from the job's CSVLogger file; the last value of an epoch wins (resume)."""
+    path = job_dir / METRICS_FILE
+    if not path.is_file():
+        return []
+    by_epoch: dict[int, float] = {}
+    with path.open(newline="", encoding="utf-8") as file:
+        for record in csv.DictReader(file):
+            accuracy, epoch = record.get("val/acc"), record.get("epoch")
+            if accuracy and epoch:
+                by_epoch[int(float(epoch))] = float(accuracy)
+    return sorted(by_epoch.items())
+
+
+def write_csv(rows: Sequence[JobRow], path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(row.csv_values() for row in rows)
+    return path
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _cell(text: Any) -> str:
+    return one_line(text).replace("|", "\\|") or "-"
+
+
+def _checkpoint(path: str | None, base: Path | None) -> str:
+    """Shown relative to the report's dir when it lies inside it: shorter, still unambiguous."""
+    if not path:
+        return "-"
+    if base is not None:
+        try:
+            return Path(path).resolve().relative_to(base.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path
+
+
+def markdown_table(rows: Sequence[JobRow], base: Path | None = None) -> str:
+    common = common_overrides(rows)
+    header = (
+        "job",
+        "overrides",
+        "status",
+        "best val/acc",
+        "best epoch",
+        "final val/loss",
+        "trainable / total params",
+        "wall time (s)",
+        "train images/s",
+        "best checkpoint",
+    )
+    lines = []
+    if common:
+        lines += [f"Overrides of every job: `{' '.join(common)}`", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        params = (
+            "-"
+            if row.trainable_params is None or row.total_params is None
+            else f"{row.trainable_params:,} / {row.total_params:,}"
+        )
+        cells = (
+            row.job,
+            distinct_overrides(row, common),
+            f"{row.status}: {row.error}" if row.error else row.status,
+            _number(row.best_val_acc, 4),
+            "-" if row.best_epoch is None else row.best_epoch,
+            _number(row.final_val_loss, 4),
+            params,
+            _number(row.wall_time_s, 1),
+            _number(row.train_images_per_s, 1),
+            _checkpoint(row.best_ckpt, base),
+        )
+        lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_plot(rows: Sequence[JobRow], path: Path) -> Path:
+    """val/acc per epoch, one line per job that logged any (Agg canvas: no global backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=(8, 5), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    common = common_overrides(rows)
+    plotted = 0
+    for row in sorted(rows, key=lambda row: natural_key(row.job)):
+        curve = val_acc_curve(row.path)
+        if not curve:
+            continue
+        label = f"{row.job}: {distinct_overrides(row, common) or 'defaults'}"
+        if row.status != "finished":
+            label += f" ({row.status})"
+        epochs, accuracies = zip(*curve, strict=True)
+        axes.plot(epochs, accuracies, marker="o", label=label)
+        plotted += 1
+    axes.set(xlabel="epoch", ylabel="val/acc", title="val/acc per epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    if plotted:
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:
+        axes.text(0.5, 0.5, "no job logged val/acc", ha="center", transform=axes.transAxes)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def build_report(paths: Sequence[str | Path], output: str | Path | None = None) -> Report:
+    """Write report.csv, report.md and val_acc.png into `output` (default: the one sweep/run)."""
+    if output is None:
+        if len(paths) != 1:
+            raise UserError("several paths: give --output DIR for the report")
+        output = paths[0]
+    output = Path(output)
+    rows = collect_rows(paths)
+    output.mkdir(parents=True, exist_ok=True)
+    markdown = markdown_table(rows, base=output)
+    (output / REPORT_MD).write_text(markdown, encoding="utf-8")
+    files = [
+        output / REPORT_MD,
+        write_csv(rows, output / REPORT_CSV),
+        write_plot(rows, output / REPORT_PNG),
+    ]
+    return Report(rows=rows, markdown=markdown, files=files)

@@ -1,0 +1,49 @@
+"""Files that are always either the previous complete version or the new complete one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary handle on a temporary file beside `path`; on success the data is synced and the
+    file renamed over `path` (and the rename synced), on any error the temporary file is removed.
+
+    A kill, a crash of the machine or a full disk never leaves a truncated `path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _sync_directory(path.parent)
+
+
+def write_atomically(path: str | Path, content: str | bytes) -> Path:
+    """Write `content` (text as UTF-8) to `path` through `atomic_output`."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    with atomic_output(path) as handle:
+        handle.write(data)
+    return Path(path)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename inside `directory` survive a power cut (where the OS allows it)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
