@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from benchmarks.timing import RunTimes
 from src.config.instantiation import to_plain
-from src.finetuning.param_groups import optimizer_factory
+from src.finetuning.optimization import optimizer_factory
 from src.train import build_model
 from src.utils.devices import runs_on_cpu
 
@@ -62,7 +62,8 @@ def run_ceiling(cfg: DictConfig, class_names: list[str], steps: int, warmup: int
     model = build_model(cfg, class_names)
     model.load_starting_weights()
     model.to(device)
-    optimizer = optimizer_factory(to_plain(cfg.optimizer))(model.trainable_parameters())
+    groups = model.finetuner.parameter_groups(float(cfg.optimizer.lr))
+    optimizer = optimizer_factory(to_plain(cfg.optimizer))(groups)
     batch, size = int(cfg.data.batch_size), int(cfg.data.image_size)
     images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
     labels = torch.randint(0, len(class_names), (batch,), device=device)

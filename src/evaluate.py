@@ -10,29 +10,30 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from src.config.instantiation import to_plain
+from src.config.instantiation import build_from_config, to_plain
 from src.data.datamodule import ImageFolderDataModule
-from src.models.checkpoint import load_classifier
-from src.utils.devices import runs_on_cpu
-from src.utils.errors import exit_on_user_error
+from src.models.checkpoint import load_checkpoint
+from src.utils.errors import UserError, exit_on_user_error
 
 log = logging.getLogger(__name__)
 
 
 def build_datamodule(
-    cfg: DictConfig, trained_on: dict[str, Any], image_size: int
+    cfg: DictConfig, trained_on: dict[str, Any] | None, image_size: int
 ) -> ImageFolderDataModule:
     """The data chosen on the command line, or else the data the checkpoint was trained on."""
+    if not cfg.get("data") and trained_on is None:
+        raise UserError(
+            f"ckpt_path={cfg.ckpt_path} records no data settings; choose the data with "
+            "data=folder data.root=path/to/images"
+        )
     data_config = OmegaConf.create(to_plain(cfg.data) if cfg.get("data") else trained_on)
     data_config.image_size = image_size
     data_config.file_list_dir = cfg.paths.output_dir
-    # Batches go through trainer.predict without the data module's hooks: decode in the workers.
-    data_config.decode_on_device = False
-    return instantiate(data_config, model_on_cpu=runs_on_cpu(cfg.trainer))
+    return build_from_config(data_config)
 
 
 def summarise(
@@ -54,8 +55,8 @@ def summarise(
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    model = load_classifier(cfg.ckpt_path)
-    datamodule = build_datamodule(cfg, model.hparams.data_config, model.hparams.image_size)
+    model, trained_on = load_checkpoint(cfg.ckpt_path)
+    datamodule = build_datamodule(cfg, trained_on, model.hparams.image_size)
     datamodule.prepare_data()
     if datamodule.class_names != model.class_names:
         log.warning(
@@ -63,9 +64,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             datamodule.class_names,
             model.class_names,
         )
-    datamodule.setup("validate")
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
-    batches = trainer.predict(model, dataloaders=datamodule.val_dataloader())
+    trainer: L.Trainer = build_from_config(cfg.trainer, logger=False, enable_checkpointing=False)
+    batches = trainer.predict(model, datamodule=datamodule)
     probabilities = torch.cat(batches)
     targets = torch.tensor([sample.label for sample in datamodule.val_samples])
     metrics = summarise(probabilities, targets, model.class_names)

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, read_rgb_tensor
 from src.data.samples import has_image_suffix
-from src.data.transforms import eval_transform, resize_size_for
+from src.data.transforms import eval_pipeline
 from src.models.checkpoint import load_classifier
 from src.models.classifier import ImageClassifier
 from src.utils.errors import UserError, exit_on_user_error
@@ -62,8 +62,7 @@ def predict_files(
     """One prediction per file, in order; unusable files carry an error instead of a label."""
     device = model.device
     image_size = model.hparams.image_size
-    transform = eval_transform(image_size)
-    draft = resize_size_for(image_size)
+    transform, draft_size = eval_pipeline(image_size)
     results: list[Prediction] = []
     for chunk in batched(files, batch_size):
         tensors, good = [], []
@@ -71,7 +70,7 @@ def predict_files(
             prediction = Prediction(path)
             results.append(prediction)
             try:
-                image = read_rgb_tensor(path, max_pixels, (draft, draft))
+                image = read_rgb_tensor(path, max_pixels, draft_size)
             except UnusableImageError as error:
                 prediction.error = str(error)
                 continue

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from src.config.instantiation import build_from_config
 from src.utils.errors import exit_on_user_error
 
 log = logging.getLogger(__name__)
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path="../conf", config_name="prepare_data")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    datamodule = instantiate(cfg.data)
+    datamodule = build_from_config(cfg.data)
     datamodule.prepare_data()
     datamodule.setup()
     log.info(

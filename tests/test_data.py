@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -158,8 +159,13 @@ def test_default_workers_leave_the_models_cores_alone(
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     monkeypatch.setattr(torch, "get_num_threads", lambda: torch_threads)
     assert default_num_workers(model_on_cpu) == workers
-    dm = ImageFolderDataModule("unused", num_workers=None, model_on_cpu=model_on_cpu)
-    assert dm.num_workers == workers
-    assert (
-        ImageFolderDataModule("unused", num_workers=3, model_on_cpu=model_on_cpu).num_workers == 3
+    # The data module follows the device of the trainer it is attached to.
+    trainer = SimpleNamespace(
+        strategy=SimpleNamespace(root_device=torch.device("cpu" if model_on_cpu else "cuda"))
     )
+    dm = ImageFolderDataModule("unused", num_workers=None)
+    dm.trainer = trainer
+    assert dm.loader_workers == workers
+    explicit = ImageFolderDataModule("unused", num_workers=3)
+    explicit.trainer = trainer
+    assert explicit.loader_workers == 3

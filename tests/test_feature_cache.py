@@ -45,9 +45,10 @@ def test_cached_features_give_the_same_logits(
     with torch.inference_mode():
         full = model(batch)
         head = model.net.get_submodule(model.head_name)
-        cached = head(features.val_set.tensors[0][: len(batch)])
+        _, val = features
+        cached = head(val.tensors[0][: len(batch)])
     assert torch.allclose(full, cached, atol=1e-5)
-    assert torch.equal(features.val_set.tensors[1][: len(batch)], labels)
+    assert torch.equal(val.tensors[1][: len(batch)], labels)
 
 
 def test_any_change_of_a_key_recomputes(stripes_root: Path, tmp_path: Path, monkeypatch) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torchvision
 
-from src.models import network
+from src.finetuning.head import find_head
 from src.models.classifier import ImageClassifier
 from src.models.network import WeightsError, build_network, read_weights_file
 from src.utils.errors import UserError
@@ -98,4 +98,4 @@ def test_random_init_when_not_pretrained(caplog) -> None:
     before = model.net.conv1.weight.clone()
     model.load_starting_weights()
     assert torch.equal(model.net.conv1.weight, before)
-    assert network.find_head(model.net) == "fc"
+    assert find_head(model.net) == "fc"

@@ -178,7 +178,7 @@ def test_resume_after_an_unfreeze_restores_groups_and_state(stripes_root, tmp_pa
     assert e3["layer3"] and e3["in_optimizer"] == e3["trainable"]
     assert sorted(recorder.epochs) == [2, 3]
     # evaluate and predict load the checkpoint alone.
-    assert ImageClassifier.load_from_checkpoint(checkpoint).unfrozen == ["layer4"]
+    assert ImageClassifier.load_from_checkpoint(checkpoint).finetuner.unfrozen == ["layer4"]
 
 
 def test_gradual_unfreezing_with_onecycle(stripes_root, tmp_path) -> None:
@@ -199,19 +199,20 @@ def test_gradual_unfreezing_with_onecycle(stripes_root, tmp_path) -> None:
 
 def test_frozen_batchnorm_of_later_blocks_stays_in_eval_mode() -> None:
     model = classifier([], {"layer4": 1}).train()
-    model.unfreeze(model.due_unfreezing(1)[0])
+    model.finetuner.unfreeze(model.finetuner.due(1)[0])
     assert model.net.layer4[1].bn2.training
     assert not model.net.layer3[0].bn1.training and not model.net.bn1.training
-    assert all(not m.training for m in model.frozen_batchnorms if isinstance(m, _BatchNorm))
+    frozen = model.finetuner.frozen_batchnorms
+    assert frozen and all(not m.training for m in frozen if isinstance(m, _BatchNorm))
 
 
 def test_rest_unfreezes_everything_still_frozen() -> None:
     model = classifier([], {"layer4": 2, "rest": 1})
-    steps = model.freeze_policy.unfreeze_steps(model.net)
+    steps = model.finetuner.policy.unfreeze_steps(model.net)
     assert [(s.name, s.epoch) for s in steps] == [("rest", 1), ("layer4", 2)]
     assert "layer4" not in steps[0].children and "layer1" in steps[0].children
     for step in steps:
-        model.unfreeze(step)
+        model.finetuner.unfreeze(step)
     assert all(p.requires_grad for p in model.parameters())
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.callbacks.checkpoints import find_resume_checkpoint
 from src.evaluate import evaluate
 from src.models.checkpoint import load_classifier
 from src.predict import find_inputs, predict_files
-from src.train import find_resume_checkpoint, train
+from src.train import train
 from src.utils.errors import UserError
 from tests.conftest import run_module
 from tests.image_factory import unusable_names, write_broken_files

@@ -1,4 +1,5 @@
-"""Checkpoints that survive kills, full disks and resumes into a new run dir."""
+"""Checkpoints that survive kills, full disks and resumes into a new run dir, and the run-dir rules
+around them: which checkpoint a resume starts from, and no run ever writing over another's."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from src.utils.devices import is_launcher_process
 from src.utils.errors import UserError
 from src.utils.io import atomic_output
 
@@ -96,3 +98,49 @@ class CheckpointOnSigterm(Callback):
         if isinstance(exception, SIGTERMException):
             trainer.save_checkpoint(self.path)
             log.warning("SIGTERM received: saved %s", self.path)
+
+
+def checkpoint_to_resume(
+    ckpt_path: str | None, resume: str | None, log_dir: Path, run_dir: Path
+) -> str | None:
+    """`ckpt_path`, or the `last.ckpt` that `resume=<run dir>|latest` stands for; refuses a run
+    dir that already holds another run's checkpoints."""
+    if resume:
+        if ckpt_path:
+            raise UserError("give either resume=<run dir> or ckpt_path=<file>, not both")
+        ckpt_path = str(find_resume_checkpoint(str(resume), log_dir, run_dir))
+    refuse_used_run_dir(run_dir, resuming=ckpt_path is not None)
+    return ckpt_path
+
+
+def find_resume_checkpoint(resume: str, log_dir: Path, this_run: Path) -> Path:
+    """`last.ckpt` of the run dir `resume`, or of the newest earlier run for `latest`."""
+    if resume == "latest":
+        candidates = sorted(
+            (
+                path
+                for path in log_dir.glob("**/checkpoints/last.ckpt")
+                if this_run.resolve() not in path.resolve().parents
+            ),
+            key=lambda path: path.stat().st_mtime,
+        )
+        if not candidates:
+            raise UserError(f"resume=latest found no checkpoints/last.ckpt under {log_dir}")
+        return candidates[-1]
+    checkpoint = Path(resume) / "checkpoints" / "last.ckpt"
+    if not checkpoint.is_file():
+        raise UserError(
+            f"resume={resume}: {checkpoint} does not exist; pass a run dir of this project "
+            "(outputs/train/<run>) or resume=latest"
+        )
+    return checkpoint
+
+
+def refuse_used_run_dir(run_dir: Path, resuming: bool) -> None:
+    """Never let a new run overwrite the checkpoints of an earlier one in the same dir."""
+    checkpoints = run_dir / "checkpoints"
+    if not resuming and is_launcher_process() and any(checkpoints.glob("*.ckpt")):
+        raise UserError(
+            f"{checkpoints} already holds checkpoints of an earlier run; "
+            "pick a new hydra.run.dir or resume with ckpt_path=<that run>/checkpoints/last.ckpt"
+        )

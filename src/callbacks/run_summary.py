@@ -22,7 +22,8 @@ def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> Path:
 
 
 class RunSummary(Callback):
-    """Tracks best `val/acc` and its epoch, final `val/loss`, wall time and training images/s."""
+    """Tracks parameter counts, best `val/acc` and its epoch, final `val/loss`, wall time and
+    training images/s; `extra` entries (e.g. the run's overrides) are written as they are."""
 
     def __init__(self, run_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
         self.run_dir = Path(run_dir)
@@ -30,6 +31,8 @@ class RunSummary(Callback):
         self.best_val_acc: float | None = None
         self.best_epoch: int | None = None
         self.final_val_loss: float | None = None
+        self.trainable_params: int | None = None
+        self.total_params: int | None = None
         self.train_images = 0
         self.train_seconds = 0.0
         self._epoch_started = 0.0
@@ -38,6 +41,9 @@ class RunSummary(Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fit_started = time.perf_counter()
+        parameters = list(pl_module.parameters())
+        self.total_params = sum(p.numel() for p in parameters)
+        self.trainable_params = sum(p.numel() for p in parameters if p.requires_grad)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_started = time.perf_counter()
@@ -71,6 +77,8 @@ class RunSummary(Callback):
         rate = self.train_images / self.train_seconds if self.train_seconds > 0 else None
         return {
             **self.extra,
+            "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
             "status": status,
             "error": error,
             "best_val_acc": self.best_val_acc,

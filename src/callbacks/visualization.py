@@ -44,9 +44,10 @@ class TensorBoardFigures(Callback):
     - ``val/confusion_matrix``: counts over the whole validation epoch (synced under DDP).
 
     Contract with the LightningModule: batches are ``(images, targets)`` with uint8 images
-    ``[B, 3, H, W]``; ``pl_module.class_names`` lists the classes; ``validation_step`` returns
-    ``{"preds": LongTensor[B], "targets": LongTensor[B]}``. Only the first validation dataloader
-    is used.
+    ``[B, 3, H, W]``, or ``(features[B, F], targets)`` on cached features (then only the
+    confusion matrix is drawn); ``pl_module.class_names`` lists the classes; ``validation_step``
+    returns ``{"preds": LongTensor[B], "targets": LongTensor[B]}``. Only the first validation
+    dataloader is used.
 
     Args:
         num_images: Most images shown in the training grid and in the prediction gallery.
@@ -116,6 +117,8 @@ class TensorBoardFigures(Callback):
         """Log the first (already augmented) batch of a logged epoch as an image grid."""
         if batch_idx != 0 or not trainer.is_global_zero or not self._is_logging_epoch(trainer):
             return
+        if _holds_features(batch):
+            return
         images = _images_of(batch)
         if images is None:
             self._warn_contract("training batches are not `(images[B, 3, H, W], targets)`")
@@ -155,7 +158,7 @@ class TensorBoardFigures(Callback):
         self._confmat.update(preds, targets)
 
         missing = self.num_images - sum(len(x) for x in self._val_images)
-        if missing <= 0 or not trainer.is_global_zero:
+        if missing <= 0 or not trainer.is_global_zero or _holds_features(batch):
             return
         images = _images_of(batch)
         if images is None or len(images) != len(preds):
@@ -231,6 +234,11 @@ def _images_of(batch: Any) -> Tensor | None:
     if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
         return None
     return images
+
+
+def _holds_features(batch: Any) -> bool:
+    """Whether the batch is ``(features[B, F], targets)``: nothing to draw."""
+    return isinstance(batch, (tuple, list)) and bool(batch) and getattr(batch[0], "ndim", 0) == 2
 
 
 def _to_unit_float(images: Tensor) -> Tensor:

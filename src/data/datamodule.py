@@ -22,9 +22,9 @@ from src.data.samples import (
     stratified_split,
     write_file_list,
 )
-from src.data.transforms import eval_transform, resize_size_for, train_transform
+from src.data.transforms import eval_pipeline, eval_transform, train_transform
 from src.utils.devices import default_num_workers
-from src.utils.errors import UserError, require_int
+from src.utils.errors import UserError, require_int, require_number
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +55,21 @@ class ImageFolderDataModule(L.LightningDataModule):
         max_read_failures: int = 20,
         balance_classes: bool = False,
         decode_on_device: bool = False,
-        model_on_cpu: bool = False,
     ) -> None:
         super().__init__()
         require_int(batch_size, "data.batch_size", 1)
         require_int(image_size, "data.image_size", 8)
+        require_number(val_fraction, "data.val_fraction", 0.0, 1.0)
+        if num_workers is not None:
+            require_int(num_workers, "data.num_workers", 0)
+        require_int(max_pixels, "data.max_pixels", 1)
+        # Lightning stores these in checkpoints; with the class they rebuild this data module.
+        self.save_hyperparameters(logger=False)
+        self.hparams["_target_"] = f"{type(self).__module__}.{type(self).__qualname__}"
         self.root = Path(root).expanduser()
         self.image_size = image_size
         self.batch_size = batch_size
-        if num_workers is None:
-            num_workers = default_num_workers(model_on_cpu)
+        #: None: chosen for the device the trainer runs on (`loader_workers`).
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
@@ -97,6 +102,11 @@ class ImageFolderDataModule(L.LightningDataModule):
         """
         if self._scanned is None:
             self.ensure_data()
+            if len(self.class_names) < 2:
+                raise UserError(
+                    f"{self.root} holds a single class {self.class_names}; "
+                    "a classifier needs at least two class folders"
+                )
             self._scanned = self._scan()
 
     @property
@@ -192,14 +202,18 @@ class ImageFolderDataModule(L.LightningDataModule):
         )
 
     def val_dataset(self) -> ImageFileDataset:
-        draft = resize_size_for(self.image_size)
+        return self.eval_dataset(self.val_samples, jpeg_bytes=self.decode_on_device)
+
+    def eval_dataset(self, samples: list[Sample], jpeg_bytes: bool = False) -> ImageFileDataset:
+        """`samples` through the deterministic pipeline (resize, center crop): no augmentation."""
+        transform, draft_size = eval_pipeline(self.image_size)
         return ImageFileDataset(
-            self.val_samples,
-            None if self.decode_on_device else eval_transform(self.image_size),
+            samples,
+            None if jpeg_bytes else transform,
             self.max_pixels,
-            (draft, draft),
+            draft_size,
             self.max_read_failures,
-            jpeg_bytes=self.decode_on_device,
+            jpeg_bytes=jpeg_bytes,
         )
 
     def train_transform(self, rotate_on_pil: bool = True) -> v2.Transform:
@@ -232,13 +246,25 @@ class ImageFolderDataModule(L.LightningDataModule):
         weights = torch.tensor([1.0 / counts[s.label] for s in self.train_samples])
         return WeightedRandomSampler(weights, num_samples=len(self.train_samples))
 
+    @property
+    def loader_workers(self) -> int:
+        """`num_workers`, or by default the cores the model leaves free on the trainer's device."""
+        if self.num_workers is not None:
+            return self.num_workers
+        on_cpu = self.trainer is None or self.trainer.strategy.root_device.type == "cpu"
+        return default_num_workers(model_on_cpu=on_cpu)
+
     def _loader(
-        self, dataset: ImageFileDataset, shuffle: bool, sampler: Sampler | None = None
+        self,
+        dataset: ImageFileDataset,
+        shuffle: bool,
+        sampler: Sampler | None = None,
+        batch_size: int | None = None,
     ) -> DataLoader:
-        workers = self.num_workers
+        workers = self.loader_workers
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=batch_size or self.batch_size,
             shuffle=shuffle and sampler is None,
             sampler=sampler,
             num_workers=workers,
@@ -254,3 +280,11 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset(), shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The validation split, for `evaluate`."""
+        return self.val_dataloader()
+
+    def eval_loader(self, samples: list[Sample], batch_size: int) -> DataLoader:
+        """`samples` in order through the deterministic pipeline, decoded in the workers."""
+        return self._loader(self.eval_dataset(samples), shuffle=False, batch_size=batch_size)

@@ -298,8 +298,8 @@ def _is_plain_jpeg(
 
 
 def _draft_pays_off(size: tuple[int, int], draft_size: tuple[int, int] | None) -> bool:
-    """Whether PIL's draft mode would decode at 1/4 scale or less: only then did it beat a full
-    TorchCodec decode plus tensor resize (at 1/2 scale it lost, on raw and on 180 px photos)."""
+    """Whether PIL's draft mode would decode at 1/4 scale or less: only then does it beat a full
+    TorchCodec decode plus tensor resize (README, Benchmarks)."""
     if draft_size is None:
         return False
     return min(size[0] // draft_size[0], size[1] // draft_size[1]) >= 4

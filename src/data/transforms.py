@@ -1,10 +1,8 @@
 """uint8 image tensor -> uint8 tensor transforms: the tutorial's augmentation, and resize + crop.
 
 Each takes and returns a uint8 [3, H, W] tensor; normalisation happens later, on the device.
-Where each step runs was measured (`python -m benchmarks.decode`, raw-size JPEGs at 224 px, one
-thread): torchvision resizes a uint8 tensor in well under half the time PIL takes, while PIL
-rotates in a fifth of the time torchvision's tensor rotation takes, so the rotation alone
-runs on a PIL image made from the tensor.
+Each step runs where it is quickest (`python -m benchmarks.decode`): resizing on the tensor,
+rotation on a PIL image made from it.
 """
 
 from __future__ import annotations
@@ -72,6 +70,12 @@ def train_transform(
     if horizontal_flip:
         steps.append(v2.RandomHorizontalFlip())
     return v2.Compose(steps)
+
+
+def eval_pipeline(image_size: int) -> tuple[v2.Transform, tuple[int, int]]:
+    """The deterministic transform, and the size a JPEG may be draft-decoded to before it."""
+    draft = resize_size_for(image_size)
+    return eval_transform(image_size), (draft, draft)
 
 
 def eval_transform(image_size: int) -> v2.Transform:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from src.data.samples import Sample
+from src.finetuning.head import in_head
 from src.utils.io import atomic_output
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def weights_fingerprint(net: nn.Module, head_name: str) -> str:
     """A digest of every backbone tensor (the head is left out: it is what trains)."""
     digest = hashlib.sha256()
     for name, tensor in sorted(net.state_dict().items()):
-        if name.startswith(head_name + "."):
+        if in_head(name, head_name):
             continue
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -50,9 +51,10 @@ def cache_key(**parts: str) -> str:
 
 @torch.inference_mode()
 def compute_features(
-    model: nn.Module, head: nn.Module, dataset: Dataset, batch_size: int, num_workers: int
+    model: nn.Module, head: nn.Module, loader: DataLoader
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features that enter the head, labels) for every item of `dataset`, in order."""
+    """(features that enter the head, labels) for every batch of `loader`, in order, computed
+    on the model's device."""
     captured: list[torch.Tensor] = []
     hook = head.register_forward_pre_hook(lambda _, args: captured.append(args[0].float().cpu()))
     labels: list[torch.Tensor] = []
@@ -60,7 +62,6 @@ def compute_features(
     model.eval()
     device = next(model.parameters()).device
     try:
-        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
         for images, targets in loader:
             model(images.to(device))
             labels.append(targets)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from src.data.datamodule import ImageFolderDataModule
-from src.data.dataset import ImageFileDataset
 from src.data.images import DECODING
-from src.data.transforms import eval_transform, resize_size_for
+from src.data.transforms import eval_transform
 from src.finetuning.feature_cache import (
     FeatureCache,
     cache_key,
@@ -23,47 +24,70 @@ FEATURE_BATCH_SIZE = 64
 
 
 class CachedFeatureDataModule(L.LightningDataModule):
-    """(features, label) batches from tensors in memory: no decoding, no backbone."""
+    """(features, label) batches of the image data's train and val splits.
 
-    def __init__(self, train: TensorDataset, val: TensorDataset, batch_size: int) -> None:
+    The features are those of the module being fitted (`trainer.lightning_module`), computed on
+    first use: by then Lightning has moved the module to its device and restored any checkpoint
+    it resumes from. Checkpoints record the image data's settings, which `evaluate` rebuilds.
+    """
+
+    def __init__(self, images: ImageFolderDataModule, cache: FeatureCache) -> None:
         super().__init__()
-        self.train_set, self.val_set, self.batch_size = train, val, batch_size
+        self.save_hyperparameters(images.hparams, logger=False)
+        self.images = images
+        self.cache = cache
+        self._datasets: tuple[TensorDataset, TensorDataset] | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.images.class_names
+
+    def prepare_data(self) -> None:
+        self.images.prepare_data()
+
+    def setup(self, stage: str) -> None:
+        self.images.trainer = self.trainer
+        self.images.setup(stage)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+        train, _ = self.datasets()
+        return DataLoader(train, batch_size=self.images.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.batch_size)
+        _, val = self.datasets()
+        return DataLoader(val, batch_size=self.images.batch_size)
+
+    def datasets(self) -> tuple[TensorDataset, TensorDataset]:
+        if self._datasets is None:
+            self._datasets = cached_features(self.images, self.trainer.lightning_module, self.cache)
+        return self._datasets
 
 
 def cached_features(
-    images: ImageFolderDataModule, model, cache: FeatureCache
-) -> CachedFeatureDataModule:
-    """Features of the train and val images under the model's current backbone weights.
+    images: ImageFolderDataModule, model: Any, cache: FeatureCache
+) -> tuple[TensorDataset, TensorDataset]:
+    """(train, val) features under the model's current backbone weights, on its device.
 
-    Both splits use the deterministic validation transform (resize + center crop): augmented
-    views would differ every epoch, which is exactly what a cache cannot hold.
+    `model` is an `ImageClassifier` (its `net`, `head_name` and `hparams.model`). Both splits use
+    the deterministic validation transform (resize + center crop): augmented views would differ
+    every epoch, which is exactly what a cache cannot hold.
     """
     images.setup("fit")
-    transform = eval_transform(images.image_size)
-    draft = resize_size_for(images.image_size)
     common = {
         "model": model.hparams.model["name"],
         "weights": weights_fingerprint(model.net, model.head_name),
         "image_size": str(images.image_size),
-        "transform": repr(transform),
+        "transform": repr(eval_transform(images.image_size)),
         "decoding": DECODING,
         "normalisation": f"{model.hparams.model['mean']}|{model.hparams.model['std']}",
     }
-    head = model.net.get_submodule(model.head_name)
     train, val = images.train_samples, images.val_samples
     key = cache_key(**common, train=files_fingerprint(train), val=files_fingerprint(val))
 
     def compute() -> dict[str, torch.Tensor]:
         # One pass over both splits: one loader start-up, batches as large as fit comfortably.
-        both = ImageFileDataset([*train, *val], transform, images.max_pixels, (draft, draft))
-        batch_size = max(images.batch_size, FEATURE_BATCH_SIZE)
-        features, labels = compute_features(model, head, both, batch_size, images.num_workers)
+        loader = images.eval_loader([*train, *val], max(images.batch_size, FEATURE_BATCH_SIZE))
+        features, labels = compute_features(model, model.head, loader)
         return {
             "train_features": features[: len(train)],
             "train_labels": labels[: len(train)],
@@ -72,8 +96,7 @@ def cached_features(
         }
 
     stored = cache.load_or_compute(key, compute)
-    return CachedFeatureDataModule(
+    return (
         TensorDataset(stored["train_features"], stored["train_labels"]),
         TensorDataset(stored["val_features"], stored["val_labels"]),
-        images.batch_size,
     )

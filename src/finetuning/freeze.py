@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from src.finetuning.head import in_head
 from src.utils.errors import UserError
 
 #: In `freeze.unfreeze_at`, every top-level child that nothing else names.
@@ -97,7 +98,7 @@ class FreezePolicy:
         """Whether the module with this dotted name sits in a frozen part of the network."""
         if self.trainable is None:
             return False
-        if module_name == head_name or module_name.startswith(head_name + "."):
+        if in_head(module_name, head_name):
             return False
         return module_name.split(".", 1)[0] not in self.trainable
 
@@ -115,7 +116,6 @@ class FreezePolicy:
 
     def apply(self, net: nn.Module, head_name: str) -> None:
         """Set `requires_grad` on every parameter according to the policy."""
-        self.validate(net)
         trainable = self.trainable_names(net, head_name)
         for name, parameter in net.named_parameters():
             parameter.requires_grad_(name in trainable)
@@ -138,10 +138,3 @@ class UnfreezeStep:
     name: str
     epoch: int
     children: tuple[str, ...]
-
-
-def count_parameters(net: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    total = sum(parameter.numel() for parameter in net.parameters())
-    trainable = sum(parameter.numel() for parameter in net.parameters() if parameter.requires_grad)
-    return trainable, total

@@ -1,8 +1,9 @@
-"""Load a trained classifier from a checkpoint of this project, refusing anything unsafe."""
+"""Read a checkpoint of this project: the trained classifier, and the data it was trained on."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -10,10 +11,11 @@ from src.models.classifier import ImageClassifier
 from src.utils.errors import UserError
 
 
-def load_classifier(
+def load_checkpoint(
     ckpt_path: str | Path, map_location: str | torch.device = "cpu"
-) -> ImageClassifier:
-    """The model stored in `ckpt_path`, in eval mode.
+) -> tuple[ImageClassifier, dict[str, Any] | None]:
+    """The model stored in `ckpt_path`, in eval mode on `map_location`, and the settings of the
+    data module it was trained with (None when the checkpoint has none).
 
     The file is read with `weights_only=True`: a pickle that would run code is refused.
     """
@@ -23,13 +25,25 @@ def load_classifier(
             f"ckpt_path={path} does not exist; pass a .ckpt file from <run dir>/checkpoints/"
         )
     try:
-        model = ImageClassifier.load_from_checkpoint(
-            path, map_location=map_location, weights_only=True
-        )
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        hparams = dict(checkpoint["hyper_parameters"])
+        # Checkpoints of earlier versions kept the data settings with the model's.
+        data = checkpoint.get("datamodule_hyper_parameters") or hparams.pop("data_config", None)
+        hparams.pop("data_config", None)
+        model = ImageClassifier(**hparams)
+        model.on_load_checkpoint(checkpoint)
+        model.load_state_dict(checkpoint["state_dict"])
     except Exception as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise UserError(
             f"ckpt_path={path} is not a loadable checkpoint of this project "
             f"({type(error).__name__}: {first_line[:200]})"
         ) from error
-    return model.eval()
+    return model.to(map_location).eval(), None if data is None else dict(data)
+
+
+def load_classifier(
+    ckpt_path: str | Path, map_location: str | torch.device = "cpu"
+) -> ImageClassifier:
+    """The model stored in `ckpt_path`, in eval mode (see `load_checkpoint`)."""
+    return load_checkpoint(ckpt_path, map_location)[0]

@@ -9,6 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
+from src.finetuning.head import in_head, replace_head
 from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -21,17 +22,6 @@ class WeightsError(UserError):
 def classification_model_names() -> list[str]:
     """Names torchvision can build as image classifiers (detection, video, ... excluded)."""
     return sorted(torchvision.models.list_models(module=torchvision.models))
-
-
-def find_head(net: nn.Module) -> str:
-    """Dotted name of the last Linear layer: the head of every torchvision classifier."""
-    linear_names = [name for name, module in net.named_modules() if isinstance(module, nn.Linear)]
-    if not linear_names:
-        raise UserError(
-            f"{type(net).__name__} has no Linear classifier layer to replace; "
-            "choose a model with a Linear head (resnet*, efficientnet_*, convnext_*, vit_*, ...)"
-        )
-    return linear_names[-1]
 
 
 def build_network(name: str, num_classes: int) -> tuple[nn.Module, str]:
@@ -48,12 +38,7 @@ def build_network(name: str, num_classes: int) -> tuple[nn.Module, str]:
             f"choose one of: {', '.join(known)}"
         )
     net = torchvision.models.get_model(name, weights=None)
-    head_name = find_head(net)
-    parent_name, _, attribute = head_name.rpartition(".")
-    parent = net.get_submodule(parent_name) if parent_name else net
-    old_head: nn.Linear = getattr(parent, attribute)
-    setattr(parent, attribute, nn.Linear(old_head.in_features, num_classes))
-    return net, head_name
+    return net, replace_head(net, num_classes)
 
 
 def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
@@ -109,7 +94,7 @@ def load_starting_weights(
     architecture is an error, never a silent partial load.
     """
     own = net.state_dict()
-    head_keys = {key for key in own if key.startswith(head_name + ".")}
+    head_keys = {key for key in own if in_head(key, head_name)}
     to_load = {}
     for key, value in state_dict.items():
         if key in own and own[key].shape == value.shape:

@@ -18,6 +18,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_original_cwd, to_absolute_path
 from lightning.pytorch.strategies.launchers import subprocess_script
 
+from src.sweeps.jobs import is_sweep_job
+
 #: Environment variables Lightning's launcher sets in the launching process.
 LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 
@@ -42,12 +44,16 @@ def sweep_job_command(local_rank: int) -> tuple[Sequence[str], str]:
 
 @contextlib.contextmanager
 def launch_extra_processes_as_this_job() -> Iterator[None]:
-    """Within this block, Lightning's launcher starts this job, not the whole sweep again.
+    """Within this block, Lightning's launcher starts this job, not the whole sweep again (outside
+    sweeps it changes nothing).
 
     On leaving it, the job's process group is closed and the variables the launcher set are
     restored: the next job of the sweep runs in this same process, and with `LOCAL_RANK` still set
     Lightning would take its processes as started by someone else and wait for them forever.
     """
+    if not is_sweep_job():
+        yield
+        return
     original = subprocess_script._hydra_subprocess_cmd
     saved_environment = {name: os.environ.get(name) for name in LAUNCHER_VARIABLES}
     subprocess_script._hydra_subprocess_cmd = sweep_job_command

@@ -4,7 +4,7 @@ The archive holds ``PetImages/Cat/*.jpg`` and ``PetImages/Dog/*.jpg`` plus files
 usable images (zero-byte files, truncated JPEGs, ``Thumbs.db``, ...). Preparing it once leaves
 ``dest_dir/PetImages`` with only decodable images, moves everything else to
 ``dest_dir/quarantine`` (nothing is deleted) and writes a report. A marker file makes later calls
-return at once.
+return at once. `CatsDogsDataModule` does it on first use.
 """
 
 from __future__ import annotations
@@ -289,17 +289,13 @@ class CatsDogsDataModule(ImageFolderDataModule):
         archive: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.url = url
-        self.md5 = md5
-        self.archive = archive
+        super().__init__(**kwargs)  # url, md5 and archive are kept in self.hparams
 
     def ensure_data(self) -> None:
-        prepared = prepare_cats_dogs(
+        self.root = prepare_cats_dogs(
             self.root.parent,
-            url=self.url,
-            archive=self.archive,
-            md5=self.md5,
+            url=self.hparams.url,
+            archive=self.hparams.archive,
+            md5=self.hparams.md5,
             max_pixels=self.max_pixels,
         )
-        self.root = prepared

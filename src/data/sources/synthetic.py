@@ -3,6 +3,7 @@
 Stripe orientation survives the default augmentation (crops, 15 degree rotations, horizontal
 flips) and a randomly initialised network learns it within a few epochs on a CPU, which is what
 the offline demo needs; colours, spacing and noise vary so that it is not trivial.
+`SyntheticDataModule` generates it on first use.
 """
 
 from __future__ import annotations
@@ -96,12 +97,10 @@ class SyntheticDataModule(ImageFolderDataModule):
         generation_seed: int = 0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.images_per_class = images_per_class
-        self.generated_size = generated_size
-        self.generation_seed = generation_seed
+        super().__init__(**kwargs)  # the generation settings are kept in self.hparams
 
     def ensure_data(self) -> None:
+        settings = self.hparams
         generate_stripes(
-            self.root, self.images_per_class, self.generated_size, self.generation_seed
+            self.root, settings.images_per_class, settings.generated_size, settings.generation_seed
         )

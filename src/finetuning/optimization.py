@@ -1,4 +1,5 @@
-"""Optimizer parameter groups: discriminative learning rates, and groups added while training.
+"""The optimizer and its scheduler, built from the `optimizer` and `scheduler` config groups over
+parameter groups: discriminative learning rates, and groups added while training.
 
 The groups are always built in one order (head, backbone, then one group per unfreezing step), so
 a fresh optimizer for a resumed run has the groups that the checkpoint's optimizer state holds.
@@ -22,6 +23,7 @@ from torch.optim.lr_scheduler import (
     StepLR,
 )
 
+from src.finetuning.head import in_head
 from src.utils.errors import UserError
 
 #: Per-group keys that hold a learning rate (schedulers add `initial_lr`, OneCycle the others).
@@ -55,12 +57,12 @@ def named_groups(
     """`steps` are (group name, names of the parameters that train from then on), the first the
     starting policy. The head trains at `lr`, everything else at `lr * backbone_lr_mult`.
 
-    Without a multiplier and without unfreezing there is one unnamed group, as before.
+    Without a multiplier and without unfreezing there is one unnamed group.
     """
     parameters = dict(net.named_parameters())
     if backbone_lr_mult == 1.0 and len(steps) == 1:
         return [{"params": [p for n, p in parameters.items() if n in steps[0][1]]}]
-    is_head = {n: n == head_name or n.startswith(head_name + ".") for n in parameters}
+    is_head = {n: in_head(n, head_name) for n in parameters}
     groups = [
         {"name": "head", "lr": lr, "params": [p for n, p in parameters.items() if is_head[n]]}
     ]
@@ -73,6 +75,33 @@ def named_groups(
             params = [parameters[n] for n in new]
             groups.append({"name": group_name, "lr": lr * backbone_lr_mult, "params": params})
     return groups
+
+
+def configure_optimization(
+    optimizer_config: dict[str, Any],
+    scheduler_config: dict[str, Any] | None,
+    groups: list[dict[str, Any]],
+    total_steps: Callable[[], int],
+) -> dict[str, Any]:
+    """What `LightningModule.configure_optimizers` returns: the optimizer over `groups`, and the
+    scheduler when one is configured (`total_steps: null` filled in from `total_steps()`)."""
+    optimizer = optimizer_factory(optimizer_config)(groups)
+    scheduler_config = scheduler_config or {}
+    scheduler_kwargs = dict(scheduler_config.get("scheduler") or {})
+    if not scheduler_kwargs:
+        return {"optimizer": optimizer}
+    if "total_steps" in scheduler_kwargs and scheduler_kwargs["total_steps"] is None:
+        scheduler_kwargs["total_steps"] = total_steps()
+    lr = float(optimizer_config["lr"])
+    scheduler_kwargs = scale_per_group(scheduler_kwargs, optimizer.param_groups, lr)
+    scheduler = instantiate(scheduler_kwargs, optimizer=optimizer, _convert_="all")
+    return {
+        "optimizer": optimizer,
+        "lr_scheduler": {
+            "scheduler": scheduler,
+            "interval": scheduler_config.get("interval", "epoch"),
+        },
+    }
 
 
 def scale_per_group(
