@@ -1,10 +1,10 @@
-"""Shared fixtures: small generated image sets and configs composed the way the entry points do."""
+"""Shared fixtures: small generated image sets and configs composed the way the entry points do.
+
+Shared constants and builders live in tests/helpers.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,22 +13,7 @@ from omegaconf import DictConfig
 
 from src.config.compose import compose_config
 from src.data.sources.synthetic import generate_stripes
-
-REPO = Path(__file__).resolve().parents[1]
-
-#: A fast but complete run: a small network on 32 px images, two short epochs on the CPU.
-TINY = [
-    "model.name=resnet18",
-    "model.pretrained=false",
-    "data.image_size=32",
-    "data.batch_size=4",
-    "data.num_workers=0",
-    "data.persistent_workers=false",
-    "trainer.max_epochs=2",
-    "trainer.limit_train_batches=2",
-    "trainer.limit_val_batches=2",
-    "trainer.log_every_n_steps=1",
-]
+from tests.helpers import TINY
 
 
 @pytest.fixture(scope="session")
@@ -49,18 +34,3 @@ def make_config(tmp_path: Path) -> Callable[..., DictConfig]:
 def folder_overrides(stripes_root: Path) -> list[str]:
     """TINY training on the generated stripes folder."""
     return ["data=folder", f"data.root={stripes_root}", *TINY]
-
-
-def run_module(
-    module: str, *args: str, cwd: Path, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """`python -m module args...` as a user would type it, from `cwd`."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )

@@ -14,8 +14,8 @@ from src.models.checkpoint import load_classifier
 from src.predict import find_inputs, predict_files
 from src.train import train
 from src.utils.errors import UserError
-from tests.conftest import run_module
-from tests.image_factory import unusable_names, write_broken_files
+from tests.helpers import run_module
+from tests.helpers.image_factory import unusable_names, write_broken_files
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from src.data.samples import Sample
 from src.data.transforms import eval_transform
 from src.evaluate import evaluate
 from src.train import train
-from tests.conftest import TINY
-from tests.image_factory import write_broken_files
+from tests.helpers import TINY
+from tests.helpers.image_factory import write_broken_files
 
 
 def _photo(path: Path, size: tuple[int, int] = (60, 44)) -> Path:

@@ -14,7 +14,7 @@ import pytest
 
 from src.data.sources import cats_dogs
 from src.data.sources.cats_dogs import DataPreparationError, prepare_cats_dogs
-from tests.image_factory import unusable_names, write_broken_files, write_rgb_jpeg
+from tests.helpers.image_factory import unusable_names, write_broken_files, write_rgb_jpeg
 
 GOOD_PER_CLASS = 3
 

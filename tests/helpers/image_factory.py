@@ -38,6 +38,21 @@ def write_rgb_jpeg(
     return path
 
 
+def write_class_folders(root: str | os.PathLike[str], counts: dict[str, int]) -> Path:
+    """Write ``counts[name]`` small JPEGs into ``root/name/`` for each class, one colour per class.
+
+    The file names hold a space and a non-ASCII letter (``img 0 é.jpg``), as photo folders do.
+    Returns ``root``.
+    """
+    root = Path(root)
+    for index, (name, count) in enumerate(counts.items()):
+        for number in range(count):
+            write_rgb_jpeg(
+                root / name / f"img {number} é.jpg", size=(40, 30), color=(60 * index, 9, 9)
+            )
+    return root
+
+
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 

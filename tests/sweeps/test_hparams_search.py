@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.compose import CONF_DIR
-from tests.conftest import TINY, run_module
+from tests.helpers import TINY, run_module
 
 
 def sweep_dir(workdir: Path) -> Path:

@@ -10,21 +10,9 @@ import torch
 from src.data.datamodule import ImageFolderDataModule
 from src.finetuning.feature_cache import FeatureCache
 from src.finetuning.feature_data import cached_features
-from src.models.classifier import ImageClassifier
 from src.train import train
 from src.utils.errors import UserError
-
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-
-
-def feature_extractor(name: str = "resnet18") -> ImageClassifier:
-    torch.manual_seed(0)
-    return ImageClassifier(
-        class_names=["horizontal", "vertical"],
-        model={"name": name, **IMAGENET},
-        freeze={"trainable": [], "cache_features": True},
-        optimizer={"_target_": "torch.optim.SGD", "lr": 0.01},
-    )
+from tests.helpers import build_classifier
 
 
 def images(root: Path, image_size: int = 32) -> ImageFolderDataModule:
@@ -37,7 +25,7 @@ def images(root: Path, image_size: int = 32) -> ImageFolderDataModule:
 def test_cached_features_give_the_same_logits(
     name: str, stripes_root: Path, tmp_path: Path
 ) -> None:
-    model = feature_extractor(name)
+    model = build_classifier([], name=name, cache_features=True, seed=0)
     data = images(stripes_root)
     features = cached_features(data, model, FeatureCache(tmp_path))
     model.eval()
@@ -53,7 +41,7 @@ def test_cached_features_give_the_same_logits(
 
 def test_any_change_of_a_key_recomputes(stripes_root: Path, tmp_path: Path, monkeypatch) -> None:
     cache = FeatureCache(tmp_path / "cache")
-    model = feature_extractor()
+    model = build_classifier([], cache_features=True, seed=0)
     cached_features(images(stripes_root), model, cache)
     assert cache.computed == 1
     cached_features(images(stripes_root), model, cache)

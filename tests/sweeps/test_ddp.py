@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import TINY, run_module
+from tests.helpers import TINY, run_module
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import pytest
 
 from src.train import build_model, train
 from src.utils.errors import UserError
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 #: data.root does not exist: had any data been touched, the error would name that folder.
 NO_DATA = ["data=folder", "data.root=/nonexistent/images", *TINY]

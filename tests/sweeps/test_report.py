@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from src.report import main
 from src.sweeps.hydra_callback import SweepReport
 from src.sweeps.report import build_report, collect_rows, val_acc_curve
-from tests.conftest import TINY, run_module
+from tests.helpers import TINY, run_module
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COMMON = ["data=folder", "trainer.max_epochs=2"]

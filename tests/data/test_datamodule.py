@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,24 +13,13 @@ from src.data import image_checks
 from src.data.datamodule import ImageFolderDataModule
 from src.utils.devices import default_num_workers
 from src.utils.errors import UserError
-from tests.image_factory import unusable_names, write_broken_files, write_rgb_jpeg
-
-
-def make_folder(root: Path, counts: dict[str, int]) -> Path:
-    for index, (name, count) in enumerate(counts.items()):
-        for number in range(count):
-            write_rgb_jpeg(
-                root / name / f"img {number} é.jpg", size=(40, 30), color=(60 * index, 9, 9)
-            )
-    return root
-
-
-def datamodule(root: Path, **kwargs) -> ImageFolderDataModule:
-    settings = {"image_size": 32, "batch_size": 4, "num_workers": 0, **kwargs}
-    dm = ImageFolderDataModule(str(root), **settings)
-    dm.prepare_data()
-    dm.setup()
-    return dm
+from tests.helpers import ready_datamodule
+from tests.helpers.image_factory import (
+    unusable_names,
+    write_broken_files,
+    write_class_folders,
+    write_rgb_jpeg,
+)
 
 
 def names(samples) -> list[str]:
@@ -37,10 +27,10 @@ def names(samples) -> list[str]:
 
 
 def test_split_is_stratified_and_deterministic(tmp_path: Path) -> None:
-    root = make_folder(tmp_path / "images", {"a": 20, "b": 10, "c": 5})
-    first = datamodule(root, val_fraction=0.2, split_seed=7)
-    again = datamodule(root, val_fraction=0.2, split_seed=7)
-    other = datamodule(root, val_fraction=0.2, split_seed=8)
+    root = write_class_folders(tmp_path / "images", {"a": 20, "b": 10, "c": 5})
+    first = ready_datamodule(root, val_fraction=0.2, split_seed=7)
+    again = ready_datamodule(root, val_fraction=0.2, split_seed=7)
+    other = ready_datamodule(root, val_fraction=0.2, split_seed=8)
     assert names(first.val_samples) == names(again.val_samples)
     assert names(first.train_samples) == names(again.train_samples)
     assert set(names(first.val_samples)) != set(names(other.val_samples))
@@ -51,8 +41,8 @@ def test_split_is_stratified_and_deterministic(tmp_path: Path) -> None:
 
 
 def test_file_lists_are_written(tmp_path: Path) -> None:
-    root = make_folder(tmp_path / "images", {"cat": 5, "dog": 5})
-    dm = datamodule(root, file_list_dir=str(tmp_path / "run"))
+    root = write_class_folders(tmp_path / "images", {"cat": 5, "dog": 5})
+    dm = ready_datamodule(root, file_list_dir=str(tmp_path / "run"))
     lines = (tmp_path / "run" / "val_files.txt").read_text(encoding="utf-8").splitlines()
     assert len(lines) == len(dm.val_samples) == 2
     assert all(line.split("\t")[1] in {"cat", "dog"} for line in lines)
@@ -60,17 +50,17 @@ def test_file_lists_are_written(tmp_path: Path) -> None:
 
 
 def test_predefined_train_val_folders_are_used(tmp_path: Path) -> None:
-    make_folder(tmp_path / "images" / "train", {"x": 4, "y": 3})
-    make_folder(tmp_path / "images" / "val", {"x": 2, "y": 1})
-    dm = datamodule(tmp_path / "images")
+    write_class_folders(tmp_path / "images" / "train", {"x": 4, "y": 3})
+    write_class_folders(tmp_path / "images" / "val", {"x": 2, "y": 1})
+    dm = ready_datamodule(tmp_path / "images")
     assert dm.class_names == ["x", "y"]
     assert (len(dm.train_samples), len(dm.val_samples)) == (7, 3)
 
 
 def test_broken_files_are_excluded_and_reported(tmp_path: Path) -> None:
-    root = make_folder(tmp_path / "images", {"cat": 4, "dog": 4})
+    root = write_class_folders(tmp_path / "images", {"cat": 4, "dog": 4})
     expected = write_broken_files(root / "dog")
-    dm = datamodule(root, file_list_dir=str(tmp_path / "run"))
+    dm = ready_datamodule(root, file_list_dir=str(tmp_path / "run"))
     excluded = {path.name for path in dm.excluded}
     assert excluded == unusable_names(expected)
     report = (tmp_path / "run" / "excluded_files.txt").read_text(encoding="utf-8")
@@ -85,61 +75,80 @@ def test_broken_files_are_excluded_and_reported(tmp_path: Path) -> None:
 
 
 def test_image_checks_are_cached(tmp_path: Path, monkeypatch) -> None:
-    root = make_folder(tmp_path / "images", {"a": 3, "b": 3})
-    datamodule(root, cache_dir=str(tmp_path / "cache"))
+    root = write_class_folders(tmp_path / "images", {"a": 3, "b": 3})
+    ready_datamodule(root, cache_dir=str(tmp_path / "cache"))
 
     def must_not_decode(*args, **kwargs):
         raise AssertionError("decoded again although unchanged")
 
     monkeypatch.setattr(image_checks, "check_image", must_not_decode)
-    datamodule(root, cache_dir=str(tmp_path / "cache"))
+    ready_datamodule(root, cache_dir=str(tmp_path / "cache"))
     write_rgb_jpeg(root / "a" / "new.jpg")  # a new file is checked
     with pytest.raises(AssertionError, match="decoded again"):
-        datamodule(root, cache_dir=str(tmp_path / "cache"))
+        ready_datamodule(root, cache_dir=str(tmp_path / "cache"))
+
+
+def no_folder(root: Path) -> None:
+    """Nothing at `root`."""
+
+
+def empty_folder(root: Path) -> None:
+    root.mkdir()
+
+
+def class_without_images(root: Path) -> None:
+    """Class `a` with three JPEGs, class `b` with a text file only."""
+    root.mkdir()
+    write_class_folders(root, {"a": 3})
+    (root / "b").mkdir()
+    (root / "b" / "notes.txt").write_text("no images here")
+
+
+def class_with_only_broken_images(root: Path) -> None:
+    """As `class_without_images`, and class `b` also holds a zero-byte JPEG."""
+    class_without_images(root)
+    (root / "b" / "broken.jpg").write_bytes(b"")
 
 
 @pytest.mark.parametrize(
-    ("layout", "message"),
+    ("lay_out", "message"),
     [
-        ("missing", "does not exist"),
-        ("empty", "has no class sub-folders"),
-        ("class_without_images", "holds no image files"),
-        ("class_with_only_broken", "holds no usable image"),
+        pytest.param(no_folder, "does not exist", id="missing"),
+        pytest.param(empty_folder, "has no class sub-folders", id="empty"),
+        pytest.param(class_without_images, "holds no image files", id="class_without_images"),
+        pytest.param(
+            class_with_only_broken_images, "holds no usable image", id="class_with_only_broken"
+        ),
     ],
 )
-def test_clear_errors_name_the_path(tmp_path: Path, layout: str, message: str) -> None:
+def test_clear_errors_name_the_path(
+    tmp_path: Path, lay_out: Callable[[Path], None], message: str
+) -> None:
     root = tmp_path / "images"
-    if layout != "missing":
-        root.mkdir()
-    if layout in {"class_without_images", "class_with_only_broken"}:
-        make_folder(root, {"a": 3})
-        (root / "b").mkdir()
-        (root / "b" / "notes.txt").write_text("no images here")
-    if layout == "class_with_only_broken":
-        (root / "b" / "broken.jpg").write_bytes(b"")
+    lay_out(root)
     with pytest.raises(UserError, match=message) as info:
-        datamodule(root)
+        ready_datamodule(root)
     assert str(root) in str(info.value)
 
 
 def test_bad_settings_are_refused(tmp_path: Path) -> None:
-    root = make_folder(tmp_path / "images", {"a": 3, "b": 3})
+    root = write_class_folders(tmp_path / "images", {"a": 3, "b": 3})
     with pytest.raises(UserError, match="val_fraction"):
-        datamodule(root, val_fraction=1.5)
+        ready_datamodule(root, val_fraction=1.5)
     with pytest.raises(UserError, match="batch_size"):
         ImageFolderDataModule(str(root), batch_size=0)
 
 
 def test_image_checks_are_cached_for_train_and_val_folders(tmp_path: Path, monkeypatch) -> None:
-    make_folder(tmp_path / "images" / "train", {"x": 3, "y": 3})
-    make_folder(tmp_path / "images" / "val", {"x": 2, "y": 2})
-    datamodule(tmp_path / "images", cache_dir=str(tmp_path / "cache"))
+    write_class_folders(tmp_path / "images" / "train", {"x": 3, "y": 3})
+    write_class_folders(tmp_path / "images" / "val", {"x": 2, "y": 2})
+    ready_datamodule(tmp_path / "images", cache_dir=str(tmp_path / "cache"))
 
     def must_not_decode(*args, **kwargs):
         raise AssertionError("decoded again although unchanged")
 
     monkeypatch.setattr(image_checks, "check_image", must_not_decode)
-    dm = datamodule(tmp_path / "images", cache_dir=str(tmp_path / "cache"))
+    dm = ready_datamodule(tmp_path / "images", cache_dir=str(tmp_path / "cache"))
     assert (len(dm.train_samples), len(dm.val_samples)) == (6, 4)
 
 

@@ -14,6 +14,7 @@ from src.finetuning.freeze import FreezePolicy
 from src.models.classifier import ImageClassifier
 from src.models.network import build_network
 from src.utils.errors import UserError
+from tests.helpers import build_classifier
 
 PRESETS = {
     "none": None,
@@ -21,18 +22,8 @@ PRESETS = {
     "layer4": ["layer4"],
     "layer3_4": ["layer3", "layer4"],
 }
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-
-
-def classifier(trainable, train_bn: bool = False, **optimizer) -> ImageClassifier:
-    return ImageClassifier(
-        class_names=["horizontal", "vertical"],
-        model={"name": "resnet18", **IMAGENET},
-        freeze={"trainable": trainable, "train_bn": train_bn},
-        optimizer={"_target_": "torch.optim.SGD", "lr": 0.05, "momentum": 0.9, **optimizer},
-        scheduler=None,
-        image_size=32,
-    )
+#: Every model here: SGD with momentum, on 32 px images.
+SGD_32PX = {"lr": 0.05, "momentum": 0.9, "image_size": 32}
 
 
 def trainable_children(model: ImageClassifier) -> set[str]:
@@ -49,7 +40,7 @@ def trainable_children(model: ImageClassifier) -> set[str]:
     ],
 )
 def test_exactly_the_named_parts_train(preset: str, expected: set[str]) -> None:
-    model = classifier(PRESETS[preset])
+    model = build_classifier(PRESETS[preset], **SGD_32PX)
     assert trainable_children(model) == expected
     frozen = [n for n, p in model.net.named_parameters() if not p.requires_grad]
     assert all(n.split(".")[0] not in expected for n in frozen)
@@ -65,11 +56,11 @@ def test_head_always_trains_for_other_architectures() -> None:
 
 def test_unknown_child_is_refused_with_the_valid_names() -> None:
     with pytest.raises(UserError, match=r"layer9.*valid names: conv1, bn1, relu, maxpool, layer1"):
-        classifier(["layer9"])
+        build_classifier(["layer9"], **SGD_32PX)
 
 
 def test_optimizer_holds_only_trainable_parameters() -> None:
-    model = classifier(["layer4"])
+    model = build_classifier(["layer4"], **SGD_32PX)
     optimizer = model.configure_optimizers()["optimizer"]
     in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
@@ -78,7 +69,7 @@ def test_optimizer_holds_only_trainable_parameters() -> None:
 
 
 def test_train_bn_makes_frozen_batchnorm_train() -> None:
-    model = classifier([], train_bn=True)
+    model = build_classifier([], train_bn=True, **SGD_32PX)
     bn_params = [
         p for m in model.net.modules() if isinstance(m, _BatchNorm) for p in m.parameters()
     ]
@@ -109,7 +100,7 @@ def test_frozen_parts_do_not_change_over_epochs(stripes_root) -> None:
     """BN statistics and weights of frozen layers are bit-identical after several epochs,
     validation included (Lightning switches modes around it), while trained parts move."""
     L.seed_everything(0)
-    model = classifier(["layer4"])
+    model = build_classifier(["layer4"], **SGD_32PX)
     before = {k: v.clone() for k, v in model.net.state_dict().items()}
     datamodule = ImageFolderDataModule(
         str(stripes_root), image_size=32, batch_size=4, num_workers=0
@@ -150,12 +141,12 @@ def saved_for_backward(model: ImageClassifier) -> int:
 
 def test_frozen_layers_cost_no_backward_work_or_memory() -> None:
     """Autograd keeps no activations of frozen layers and computes no gradients for them."""
-    head_only = classifier([]).train()
+    head_only = build_classifier([], **SGD_32PX).train()
     kept = saved_for_backward(head_only)
     assert kept <= 2 * 512 + 2 * 512  # the head's input (2 x 512 features) and its weight
     assert all(
         p.grad is None for n, p in head_only.net.named_parameters() if not n.startswith("fc.")
     )
     assert head_only.net.fc.weight.grad is not None
-    everything = classifier(None).train()
+    everything = build_classifier(None, **SGD_32PX).train()
     assert saved_for_backward(everything) > 50 * kept

@@ -20,7 +20,7 @@ from src.data.images import (
     open_rgb,
     read_rgb_tensor,
 )
-from tests.image_factory import USABLE, write_broken_files, write_rgb_jpeg
+from tests.helpers.image_factory import USABLE, write_broken_files, write_rgb_jpeg
 
 
 @pytest.fixture(scope="module")

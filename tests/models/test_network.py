@@ -10,11 +10,9 @@ import torch
 import torchvision
 
 from src.finetuning.head import find_head
-from src.models.classifier import ImageClassifier
 from src.models.network import WeightsError, build_network, read_weights_file
 from src.utils.errors import UserError
-
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+from tests.helpers import build_classifier
 
 
 @pytest.mark.parametrize(
@@ -33,21 +31,12 @@ def test_unknown_model_name_lists_the_choices() -> None:
         build_network("resnet35", 2)
 
 
-def module(**model) -> ImageClassifier:
-    return ImageClassifier(
-        class_names=["a", "b"],
-        model={"name": "resnet18", **IMAGENET, **model},
-        freeze={"trainable": None},
-        optimizer={"_target_": "torch.optim.SGD", "lr": 0.01},
-    )
-
-
 def test_local_imagenet_style_file_loads_backbone_and_keeps_new_head(tmp_path: Path) -> None:
     """A torchvision-format file (1000-class head, float16 like the shared stand-in) loads."""
     reference = torchvision.models.resnet18(num_classes=1000)
     path = tmp_path / "resnet18.pth"
     torch.save({k: v.half() for k, v in reference.state_dict().items()}, path)
-    model = module(pretrained=True, weights_path=str(path))
+    model = build_classifier(model={"pretrained": True, "weights_path": str(path)})
     head_before = model.net.fc.weight.clone()
     model.load_starting_weights()
     expected = reference.layer3[0].conv1.weight.half().float()
@@ -57,10 +46,10 @@ def test_local_imagenet_style_file_loads_backbone_and_keeps_new_head(tmp_path: P
 
 
 def test_project_checkpoint_as_weights_file_includes_head(tmp_path: Path) -> None:
-    trained = module()
+    trained = build_classifier()
     path = tmp_path / "run.ckpt"
     torch.save({"state_dict": trained.state_dict(), "epoch": 3}, path)
-    fresh = module(weights_path=str(path))
+    fresh = build_classifier(model={"weights_path": str(path)})
     fresh.load_starting_weights()
     assert torch.equal(fresh.net.fc.weight, trained.net.fc.weight)
 
@@ -69,7 +58,7 @@ def test_weights_for_another_architecture_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "resnet34.pth"
     torch.save(torchvision.models.resnet34().state_dict(), path)
     with pytest.raises(WeightsError, match="do not fit"):
-        module(weights_path=str(path)).load_starting_weights()
+        build_classifier(model={"weights_path": str(path)}).load_starting_weights()
 
 
 def test_missing_or_unsafe_weights_file(tmp_path: Path) -> None:
@@ -89,12 +78,12 @@ def test_unobtainable_imagenet_weights_name_both_ways_out(monkeypatch) -> None:
         torchvision.models.ResNet18_Weights.IMAGENET1K_V1.__class__, "get_state_dict", offline
     )
     with pytest.raises(WeightsError) as info:
-        module(pretrained=True).load_starting_weights()
+        build_classifier(model={"pretrained": True}).load_starting_weights()
     assert "model.weights_path=" in str(info.value) and "model.pretrained=false" in str(info.value)
 
 
 def test_random_init_when_not_pretrained(caplog) -> None:
-    model = module(pretrained=False)
+    model = build_classifier(model={"pretrained": False})
     before = model.net.conv1.weight.clone()
     model.load_starting_weights()
     assert torch.equal(model.net.conv1.weight, before)

@@ -8,30 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from src.data.datamodule import ImageFolderDataModule
 from src.data.dataset import TooManyUnreadableFiles
 from src.train import train
 from src.utils.errors import UserError
-from tests.conftest import TINY
-from tests.image_factory import write_rgb_jpeg
-
-
-def make_folder(root: Path, counts: dict[str, int]) -> Path:
-    for index, (name, count) in enumerate(counts.items()):
-        for number in range(count):
-            write_rgb_jpeg(root / name / f"{number}.jpg", size=(40, 30), color=(90 * index, 9, 9))
-    return root
-
-
-def ready(root: Path, **kwargs) -> ImageFolderDataModule:
-    dm = ImageFolderDataModule(str(root), image_size=32, batch_size=4, num_workers=0, **kwargs)
-    dm.prepare_data()
-    dm.setup()
-    return dm
+from tests.helpers import TINY, ready_datamodule
+from tests.helpers.image_factory import write_class_folders
 
 
 def test_files_that_break_mid_run_are_skipped_then_stop_the_run(tmp_path: Path, caplog) -> None:
-    dm = ready(make_folder(tmp_path / "images", {"a": 6, "b": 6}), val_fraction=0.5)
+    dm = ready_datamodule(
+        write_class_folders(tmp_path / "images", {"a": 6, "b": 6}), val_fraction=0.5
+    )
     dataset = dm.train_dataset()
     broken = [dataset.samples[0].path, dataset.samples[1].path]
     broken[0].unlink()
@@ -50,16 +37,16 @@ def test_files_that_break_mid_run_are_skipped_then_stop_the_run(tmp_path: Path, 
 
 
 def test_single_class_is_refused(tmp_path: Path, make_config) -> None:
-    root = make_folder(tmp_path / "images", {"only": 5})
+    root = write_class_folders(tmp_path / "images", {"only": 5})
     with pytest.raises(UserError, match=r"single class.*at least two"):
         train(make_config(["data=folder", f"data.root={root}", *TINY]))
 
 
 def test_imbalance_is_reported_and_balanced_sampling_evens_it(tmp_path: Path, caplog) -> None:
-    root = make_folder(tmp_path / "images", {"rare": 5, "common": 40})
-    dm = ready(root, val_fraction=0.2)
+    root = write_class_folders(tmp_path / "images", {"rare": 5, "common": 40})
+    dm = ready_datamodule(root, val_fraction=0.2)
     assert "Classes are imbalanced" in caplog.text and "balance_classes=true" in caplog.text
-    balanced = ready(root, val_fraction=0.2, balance_classes=True)
+    balanced = ready_datamodule(root, val_fraction=0.2, balance_classes=True)
     labels = collections.Counter()
     for _ in range(20):
         labels.update(int(balanced.train_samples[i].label) for i in balanced.balanced_sampler())
@@ -69,12 +56,12 @@ def test_imbalance_is_reported_and_balanced_sampling_evens_it(tmp_path: Path, ca
 
 
 def test_symlinked_class_folders_and_files_are_followed(tmp_path: Path) -> None:
-    source = make_folder(tmp_path / "elsewhere", {"a": 3, "b": 3})
+    source = write_class_folders(tmp_path / "elsewhere", {"a": 3, "b": 3})
     root = tmp_path / "images"
     root.mkdir()
     os.symlink(source / "a", root / "a")
     (root / "b").mkdir()
     for image in (source / "b").iterdir():
         os.symlink(image, root / "b" / f"link to {image.name}")
-    dm = ready(root)
+    dm = ready_datamodule(root)
     assert len(dm.train_samples) + len(dm.val_samples) == 6
