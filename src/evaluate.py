@@ -1,83 +1,92 @@
-"""Evaluate a checkpoint on a validation split: `python -m src.evaluate ckpt_path=...`."""
+"""Score a checkpoint: `python -m src.evaluate ckpt_path=... [data.root=path/to/test]`.
+
+Without data settings: the validation split the checkpoint was trained with. With `data.root`
+(or `data=<option> data.root=...`): every usable image of that labelled folder.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-import torch
-from omegaconf import DictConfig, OmegaConf
-from torchmetrics.functional.classification import multiclass_confusion_matrix
+from omegaconf import DictConfig
 
 from src.config.instantiation import build_from_config, to_plain
 from src.data.datamodule import ImageFolderDataModule
+from src.evaluation import evaluation_data_settings, label_mapping, write_report
+from src.evaluation.attribution import gradcam_explainer
+from src.evaluation.scoring import score
+from src.evaluation.tta import tta_views
 from src.models.checkpoint import load_checkpoint
-from src.utils.errors import UserError, exit_on_user_error
+from src.utils.console import quiet_known_messages
+from src.utils.errors import exit_on_user_error
 
 log = logging.getLogger(__name__)
 
-
-def build_datamodule(
-    cfg: DictConfig, trained_on: dict[str, Any] | None, image_size: int
-) -> ImageFolderDataModule:
-    """The data chosen on the command line, or else the data the checkpoint was trained on."""
-    if not cfg.get("data") and trained_on is None:
-        raise UserError(
-            f"ckpt_path={cfg.ckpt_path} records no data settings; choose the data with "
-            "data=folder data.root=path/to/images"
-        )
-    data_config = OmegaConf.create(to_plain(cfg.data) if cfg.get("data") else trained_on)
-    data_config.image_size = image_size
-    data_config.file_list_dir = cfg.paths.output_dir
-    return build_from_config(data_config)
-
-
-def summarise(
-    probabilities: torch.Tensor, targets: torch.Tensor, class_names: list[str]
-) -> dict[str, Any]:
-    """Accuracy, mean cross-entropy, per-class accuracy and confusion matrix (rows: true class)."""
-    predictions = probabilities.argmax(dim=1)
-    confusion = multiclass_confusion_matrix(predictions, targets, len(class_names))
-    per_class = confusion.diag().float() / confusion.sum(dim=1).clamp(min=1).float()
-    picked = probabilities[torch.arange(len(targets)), targets].clamp(min=1e-12)
-    return {
-        "num_images": len(targets),
-        "accuracy": (predictions == targets).float().mean().item(),
-        "loss": (-picked.log()).mean().item(),
-        "per_class_accuracy": dict(zip(class_names, per_class.tolist(), strict=True)),
-        "confusion_matrix": confusion.tolist(),
-        "class_names": class_names,
-    }
+#: Evaluation runs in one process on one device, whatever the trainer config asks for: every
+#: image scored exactly once (a distributed sampler shards and pads) and one metrics.json.
+ONE_DEVICE = {
+    "devices": 1,
+    "num_nodes": 1,
+    "strategy": "auto",
+    "sync_batchnorm": False,
+    "logger": False,
+    "enable_checkpointing": False,
+}
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Score the checkpoint; writes `metrics.json` into the run dir and returns the metrics."""
+    quiet_known_messages()
     model, trained_on = load_checkpoint(cfg.ckpt_path)
-    datamodule = build_datamodule(cfg, trained_on, model.hparams.image_size)
+    chosen = to_plain(cfg.data) if cfg.get("data") else {}
+    settings = evaluation_data_settings(chosen, trained_on, split=bool(cfg.get("split")))
+    datamodule: ImageFolderDataModule = build_from_config(
+        settings, image_size=model.hparams.image_size, file_list_dir=cfg.paths.output_dir
+    )
     datamodule.prepare_data()
-    if datamodule.class_names != model.class_names:
-        log.warning(
-            "Data classes %s differ from the checkpoint's %s",
-            datamodule.class_names,
-            model.class_names,
-        )
-    trainer: L.Trainer = build_from_config(cfg.trainer, logger=False, enable_checkpointing=False)
-    batches = trainer.predict(model, datamodule=datamodule)
-    probabilities = torch.cat(batches)
-    targets = torch.tensor([sample.label for sample in datamodule.val_samples])
-    metrics = summarise(probabilities, targets, model.class_names)
-    metrics["ckpt_path"] = str(cfg.ckpt_path)
-    output = Path(cfg.paths.output_dir) / "metrics.json"
-    output.write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    to_model_label = label_mapping(
+        datamodule.class_names, model.class_names, subset=bool(cfg.get("class_subset"))
+    )
+    if cfg.trainer.get("devices") not in (1, "1", None, "auto"):
+        log.info("Evaluating in one process on one device (trainer.devices is for training)")
+    tta = str(cfg.get("tta", "none"))
+    tta_views(tta)  # an unknown option is refused before any image is read
+    trainer: L.Trainer = build_from_config(cfg.trainer, **ONE_DEVICE)
+    metrics, probabilities, targets = score(trainer, model, datamodule, to_model_label, tta)
+    metrics.update(
+        ckpt_path=str(cfg.ckpt_path),
+        data_root=str(datamodule.root),
+        num_excluded=len(datamodule.excluded),
+    )
+    scored = datamodule.eval_dataset(datamodule.val_samples)
+    explain = gradcam_explainer(model.net, model.normalise) if cfg.get("gradcam") else None
+    files = write_report(
+        Path(cfg.paths.output_dir),
+        metrics,
+        probabilities,
+        targets,
+        image_of=lambda index: scored[index][0],
+        names=[sample.path.name for sample in datamodule.val_samples],
+        explain=explain,
+    )
+    output = files["report"]
     log.info(
-        "Accuracy %.4f, loss %.4f on %d images; per class %s (written to %s)",
+        "Accuracy %.4f, loss %.4f on %d images of %s (%d files excluded%s); per class %s "
+        "(written to %s)",
         metrics["accuracy"],
         metrics["loss"],
         metrics["num_images"],
-        {name: round(value, 4) for name, value in metrics["per_class_accuracy"].items()},
+        datamodule.root,
+        metrics["num_excluded"],
+        ", listed in excluded_files.txt" if metrics["num_excluded"] else "",
+        {
+            name: None if value is None else round(value, 4)
+            for name, value in metrics["per_class_accuracy"].items()
+        },
         output,
     )
     return metrics

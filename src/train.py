@@ -21,6 +21,7 @@ from src.finetuning.feature_data import CachedFeatureDataModule
 from src.models.classifier import ImageClassifier
 from src.sweeps.ddp import launch_extra_processes_as_this_job
 from src.sweeps.jobs import overrides_of_this_run, record_failure_in_sweeps
+from src.utils.console import quiet_known_messages
 from src.utils.devices import runs_on_cpu
 from src.utils.errors import exit_on_user_error
 
@@ -32,6 +33,7 @@ EXIT_SIGTERM = 143
 
 def train(cfg: DictConfig) -> float | None:
     """Fit the model as configured; returns the best `val/acc` (the metric sweepers optimise)."""
+    quiet_known_messages()
     check_train_config(cfg)
     run_dir, log_dir = Path(cfg.paths.output_dir), Path(cfg.paths.log_dir)
     ckpt_path = checkpoint_to_resume(cfg.ckpt_path, cfg.get("resume"), log_dir, run_dir)
@@ -53,7 +55,8 @@ def train(cfg: DictConfig) -> float | None:
 
     try:
         with launch_extra_processes_as_this_job():
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            # weights_only: a checkpoint that would run code when unpickled is refused.
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:
         run_summary.write(trainer, "interrupted", "SIGTERM")
         last = run_dir / "checkpoints" / "last.ckpt"

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from src.callbacks.checkpoints import find_resume_checkpoint
+from src.data.samples import find_image_files
 from src.evaluate import evaluate
 from src.models.checkpoint import load_classifier
-from src.predict import find_inputs, predict_files
+from src.serving import CheckpointClassifier
+from src.serving.prediction import predict_files
 from src.train import train
 from src.utils.errors import UserError
 from tests.helpers import run_module
@@ -84,8 +86,8 @@ def test_predict_rows_for_good_and_bad_files(trained_run, stripes_root, tmp_path
         (folder / image.name).parent.mkdir(parents=True, exist_ok=True)
         (folder / image.name).write_bytes(image.read_bytes())
     expected = write_broken_files(folder / "odd")
-    model = load_classifier(trained_run / "checkpoints" / "best.ckpt")
-    predictions = predict_files(find_inputs(folder), model, batch_size=4)
+    classifier = CheckpointClassifier(trained_run / "checkpoints" / "best.ckpt", device="cpu")
+    predictions = predict_files(find_image_files(folder, "input"), classifier, batch_size=4)
     failed = {p.path.name for p in predictions if p.error}
     assert failed == unusable_names(expected) - {"Thumbs.db"}  # Thumbs.db has no image suffix
     good = [p for p in predictions if not p.error]

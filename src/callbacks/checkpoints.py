@@ -16,7 +16,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from src.utils.devices import is_launcher_process
-from src.utils.errors import UserError
+from src.utils.errors import UserError, one_line
 from src.utils.io import atomic_output
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ class CarryOverModelCheckpoint(ModelCheckpoint):
             super().load_state_dict(state_dict)
             return
         new_best = Path(self.dirpath) / Path(old_best).name
-        new_best.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(old_best, new_best)
+        with open(old_best, "rb") as source, atomic_output(new_best) as target:
+            shutil.copyfileobj(source, target)
         self.best_model_score = score
         self.best_model_path = self.kth_best_model_path = str(new_best)
         self.kth_value = score
@@ -110,7 +110,23 @@ def checkpoint_to_resume(
             raise UserError("give either resume=<run dir> or ckpt_path=<file>, not both")
         ckpt_path = str(find_resume_checkpoint(str(resume), log_dir, run_dir))
     refuse_used_run_dir(run_dir, resuming=ckpt_path is not None)
+    if ckpt_path is not None:
+        refuse_unsafe_checkpoint(Path(ckpt_path))
     return ckpt_path
+
+
+def refuse_unsafe_checkpoint(path: Path) -> None:
+    """Read `path` as Lightning will on resume, with `weights_only=True`, and turn a refusal
+    (a pickle that would run code, a truncated file) into one line, before anything is built."""
+    if not path.is_file():
+        raise UserError(f"ckpt_path={path} does not exist; pass a <run dir>/checkpoints/*.ckpt")
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        raise UserError(
+            f"ckpt_path={path} cannot be loaded safely ({type(error).__name__}: "
+            f"{one_line(error)[:160]}); resume from a checkpoint this project wrote"
+        ) from None
 
 
 def find_resume_checkpoint(resume: str, log_dir: Path, this_run: Path) -> Path:

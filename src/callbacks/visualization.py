@@ -21,16 +21,14 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 from torchvision.utils import make_grid
 
+from src.evaluation.figures import draw_confusion
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 # Errors that rendering or writing a figure can raise on odd data or a full disk. They are
 # reported and the figure skipped; anything else (TypeError, KeyError, ...) is a bug and surfaces.
 _RENDER_ERRORS = (RuntimeError, ValueError, OSError)
-
-# Above these class counts, per-cell counts and then tick labels become unreadable.
-_MAX_CLASSES_WITH_COUNTS = 30
-_MAX_CLASSES_WITH_LABELS = 60
 
 
 class TensorBoardFigures(Callback):
@@ -268,36 +266,7 @@ def _confusion_figure(matrix: Tensor, class_names: list[str]) -> Figure:
     """Labelled heatmap with counts; text is scaled down and then dropped for many classes."""
     from matplotlib.figure import Figure
 
-    n = matrix.shape[0]
-    side = min(max(4.0, 0.45 * n + 2.0), 16.0)
+    side = min(max(4.0, 0.45 * matrix.shape[0] + 2.0), 16.0)
     fig = Figure(figsize=(side, side), layout="constrained")
-    ax = fig.subplots()
-    counts = matrix.numpy()
-    image = ax.imshow(counts, cmap="Blues", interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("confusion matrix")
-
-    fontsize = max(4.0, min(10.0, 120.0 / n))
-    if n <= _MAX_CLASSES_WITH_LABELS:
-        ax.set_xticks(range(n), class_names, rotation=90, fontsize=fontsize)
-        ax.set_yticks(range(n), class_names, fontsize=fontsize)
-    else:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if n <= _MAX_CLASSES_WITH_COUNTS:
-        threshold = counts.max() / 2.0
-        for true in range(n):
-            for pred in range(n):
-                value = int(counts[true, pred])
-                ax.text(
-                    pred,
-                    true,
-                    str(value),
-                    ha="center",
-                    va="center",
-                    fontsize=fontsize,
-                    color="white" if value > threshold else "black",
-                )
+    draw_confusion(fig.subplots(), matrix.numpy(), class_names, "confusion matrix")
     return fig

@@ -9,11 +9,22 @@ import torch
 import torchvision
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
+from torch import nn
 
 from src.finetuning.freeze import FreezePolicy
 from src.models.network import classification_model_names
 from src.utils.devices import runs_on_cpu
-from src.utils.errors import UserError, find_user_error, is_int, require_int, require_number
+from src.utils.errors import (
+    UserError,
+    find_user_error,
+    is_int,
+    one_line,
+    require_int,
+    require_number,
+)
+
+#: `trainer.precision` values that run Lightning's MixedPrecision plugin (autocast).
+MIXED_PRECISIONS = frozenset({"16-mixed", "16", "bf16-mixed", "bf16"})
 
 
 def check_accelerator(trainer_cfg: DictConfig) -> None:
@@ -38,8 +49,8 @@ def check_accelerator(trainer_cfg: DictConfig) -> None:
         raise UserError(f"trainer.devices={devices!r} must be a number of devices, a list, or auto")
 
 
-def check_freeze(model_name: str, freeze_cfg: DictConfig) -> None:
-    """Validate `freeze.trainable` against the model's children, built without any memory."""
+def check_freeze(net: nn.Module, freeze_cfg: DictConfig) -> None:
+    """Validate the freeze settings against the network's children."""
     trainable = freeze_cfg.get("trainable")
     if trainable is not None and (
         isinstance(trainable, str) or not all(isinstance(name, str) for name in trainable)
@@ -55,9 +66,37 @@ def check_freeze(model_name: str, freeze_cfg: DictConfig) -> None:
             "freeze.cache_features=true needs a fixed backbone: use it with freeze=all "
             "(only the head trains, freeze.train_bn=false, no unfreezing)"
         )
-    with torch.device("meta"):
-        net = torchvision.models.get_model(model_name, weights=None)
     FreezePolicy.from_config(trainable).validate(net)
+
+
+def architecture(model_name: str) -> nn.Module:
+    """The network without memory for its weights (on the meta device) where torchvision can
+    build it so (RegNets compute their widths from real tensors: those are built on the CPU)."""
+    try:
+        with torch.device("meta"):
+            return torchvision.models.get_model(model_name, weights=None)
+    except NotImplementedError:
+        return torchvision.models.get_model(model_name, weights=None)
+
+
+def check_input_size(net: nn.Module, model_name: str, image_size: object) -> None:
+    """Refuse an image size the network cannot take (ViTs take one size only), with the size it
+    needs, instead of an assertion deep inside torchvision at the first batch."""
+    if not is_int(image_size) or image_size < 8:
+        return  # the data module reports a bad data.image_size
+    device = next(net.parameters()).device
+    try:
+        with torch.no_grad():
+            net.eval()(torch.empty(1, 3, image_size, image_size, device=device))
+    except NotImplementedError:  # an operation without a meta kernel: nothing learned
+        return
+    except (AssertionError, RuntimeError) as error:
+        needed = getattr(net, "image_size", None)
+        fix = f"use data.image_size={needed}" if needed else "use a larger data.image_size"
+        raise UserError(
+            f"model.name={model_name} cannot take data.image_size={image_size} "
+            f"({one_line(error)[:120]}); {fix}"
+        ) from None
 
 
 def resolved_lr(cfg: DictConfig) -> object:
@@ -76,7 +115,9 @@ def check_train_config(cfg: DictConfig) -> None:
             f"model.name={cfg.model.name!r} is not a torchvision classification model; "
             f"choose one of: {', '.join(classification_model_names())}"
         )
-    check_freeze(cfg.model.name, cfg.freeze)
+    net = architecture(cfg.model.name)
+    check_freeze(net, cfg.freeze)
+    check_input_size(net, cfg.model.name, cfg.data.get("image_size"))
     # The data module checks its own settings when it is built, before it reads anything.
     require_number(resolved_lr(cfg), "optimizer.lr", 0.0)
     if cfg.optimizer.lr == 0:
@@ -94,14 +135,15 @@ def check_train_config(cfg: DictConfig) -> None:
 
 
 def check_fused_clipping(cfg: DictConfig) -> None:
-    """A fused optimizer unscales fp16 gradients inside its step, too late for clipping them."""
+    """Lightning's mixed precision (fp16 and bf16 alike) refuses to clip the gradients of a fused
+    optimizer, which unscales them inside its own step; say so before training, not at step 1."""
     precision = str(cfg.trainer.get("precision", "32-true"))
     if (
         cfg.optimizer.get("fused")
-        and precision in {"16-mixed", "16"}
+        and precision in MIXED_PRECISIONS
         and cfg.trainer.get("gradient_clip_val")
     ):
         raise UserError(
             f"trainer.gradient_clip_val with trainer.precision={precision} cannot clip a fused "
-            "optimizer's gradients; set optimizer.fused=false, or use trainer.precision=bf16-mixed"
+            "optimizer's gradients; set optimizer.fused=false, or drop the clipping"
         )

@@ -23,7 +23,7 @@ from src.data.samples import (
     write_file_list,
 )
 from src.data.transforms import eval_pipeline, eval_transform, train_transform
-from src.utils.devices import default_num_workers
+from src.utils.devices import default_num_workers, process_rank, wait_until
 from src.utils.errors import UserError, require_int, require_number
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ IMBALANCE_RATIO = 3
 class ImageFolderDataModule(L.LightningDataModule):
     """Images in `root/<class>/...`, split here (seeded, stratified), or in `root/{train,val}/...`.
 
-    Files that cannot be decoded are excluded and reported, never fed to the model.
+    Files that cannot be decoded are excluded and reported, never fed to the model. With
+    `evaluate_all` there is no split: every usable image is in the validation set (a test folder).
     """
 
     def __init__(
@@ -55,11 +56,19 @@ class ImageFolderDataModule(L.LightningDataModule):
         max_read_failures: int = 20,
         balance_classes: bool = False,
         decode_on_device: bool = False,
+        evaluate_all: bool = False,
+        prepare_timeout_s: float = 7200.0,
     ) -> None:
         super().__init__()
         require_int(batch_size, "data.batch_size", 1)
         require_int(image_size, "data.image_size", 8)
         require_number(val_fraction, "data.val_fraction", 0.0, 1.0)
+        if val_fraction in (0, 1) and not evaluate_all:
+            held_out = "no image for validation" if val_fraction == 0 else "no image for training"
+            raise UserError(
+                f"data.val_fraction={val_fraction} leaves {held_out}; "
+                "give the share of images held out for validation, e.g. 0.2"
+            )
         if num_workers is not None:
             require_int(num_workers, "data.num_workers", 0)
         require_int(max_pixels, "data.max_pixels", 1)
@@ -82,6 +91,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.max_read_failures = max_read_failures
         self.balance_classes = balance_classes
         self.decode_on_device = decode_on_device
+        self.evaluate_all = evaluate_all
+        self.prepare_timeout_s = prepare_timeout_s
         #: Files that stopped decoding on the device during the run (`decode_on_device`).
         self.device_read_failures: dict[Path, str] = {}
         self.train_samples: list[Sample] = []
@@ -92,7 +103,12 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------- the files
     def ensure_data(self) -> None:
-        """Make `root` hold the data; subclasses download or generate it."""
+        """Make `root` hold the data; subclasses download or generate it. Idempotent: quick once
+        the data is in place."""
+
+    def data_ready(self) -> bool:
+        """Whether `ensure_data` has completed (perhaps in another process)."""
+        return True
 
     def prepare_data(self) -> None:
         """Runs once per node: fetch the data and decode-check new images (results are cached).
@@ -101,8 +117,12 @@ class ImageFolderDataModule(L.LightningDataModule):
         classes) and Lightning calls it again in `fit`; `setup` reuses the scan made here.
         """
         if self._scanned is None:
+            # Processes started together (srun, torchrun) share the data dir: the first one
+            # fetches or makes the data, the others wait for it to be complete.
+            if process_rank() != 0:
+                wait_until(self.data_ready, self.prepare_timeout_s, f"the data in {self.root}")
             self.ensure_data()
-            if len(self.class_names) < 2:
+            if len(self.class_names) < 2 and not self.evaluate_all:
                 raise UserError(
                     f"{self.root} holds a single class {self.class_names}; "
                     "a classifier needs at least two class folders"
@@ -134,6 +154,11 @@ class ImageFolderDataModule(L.LightningDataModule):
     def _scan(self) -> tuple[list[Sample], list[Sample]]:
         classes = self.class_names
         self.excluded = {}
+        if self.evaluate_all:
+            folders = [self.root / "train", self.root / "val"]
+            if not self.has_predefined_split:
+                folders = [self.root]
+            return [], [sample for f in folders for sample in self._scan_folder(f, classes)]
         if self.has_predefined_split:
             return self._scan_folder(self.root / "train", classes), self._scan_folder(
                 self.root / "val", classes

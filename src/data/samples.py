@@ -52,6 +52,19 @@ def has_image_suffix(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def find_image_files(path: Path, setting: str) -> list[Path]:
+    """The image file itself, or every file with an image suffix under the folder (sorted);
+    `setting` names the option that gave `path`, for the error messages."""
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and has_image_suffix(p))
+        if not files:
+            raise UserError(f"{setting}={path} holds no image files")
+        return files
+    raise UserError(f"{setting}={path} does not exist; pass an image file or a folder of images")
+
+
 def collect_samples(folder: Path, classes: Sequence[str]) -> tuple[list[Sample], list[Path]]:
     """(candidate image samples, files skipped for their suffix) for the given classes."""
     samples: list[Sample] = []

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from src.data.samples import Sample
 from src.finetuning.head import in_head
+from src.utils.errors import one_line
 from src.utils.io import atomic_output
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,16 @@ class FeatureCache:
         """The tensors stored under `key`, computed (and stored) by `compute` when missing."""
         path = self.path(key)
         if path.is_file():
-            log.info("Using cached features %s", path)
-            return torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                tensors = torch.load(path, map_location="cpu", weights_only=True)
+                log.info("Using cached features %s", path)
+                return tensors
+            except Exception as error:  # truncated, corrupt, older format: compute it again
+                log.warning(
+                    "Cached features %s cannot be read (%s); computing them again",
+                    path,
+                    one_line(error)[:200],
+                )
         tensors = compute()
         self.computed += 1
         with atomic_output(path) as handle:

@@ -8,7 +8,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
@@ -101,11 +100,24 @@ class ImageClassifier(L.LightningModule):
         return bool(self.hparams.freeze.get("cache_features"))
 
     def on_fit_start(self) -> None:
+        if not self.trainer.is_global_zero:
+            return
         trainable, total = self.finetuner.parameter_counts()
-        rank_zero_info(
-            f"{self.hparams.model['name']}, {len(self.class_names)} classes {self.class_names}: "
-            f"{trainable:,} of {total:,} parameters trainable ({100.0 * trainable / total:.1f}%)"
+        log.info(
+            "%s, %d classes %s: %s of %s parameters trainable (%.1f%%)",
+            self.hparams.model["name"],
+            len(self.class_names),
+            self.class_names,
+            f"{trainable:,}",
+            f"{total:,}",
+            100.0 * trainable / total,
         )
+        if self.finetuner.frozen_batchnorms:
+            log.info(
+                "%d BatchNorm layers of frozen parts stay in eval mode: their statistics are "
+                "those of the starting weights (freeze.train_bn=true trains them)",
+                len(self.finetuner.frozen_batchnorms),
+            )
 
     def configure_callbacks(self) -> list[L.Callback]:
         return [GradualUnfreezing()]
@@ -127,14 +139,23 @@ class ImageClassifier(L.LightningModule):
     # ---------------------------------------------------------------- compute
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of uint8 images [B, 3, H, W]."""
-        x = (images.float() - self.mean) / self.std
+        return self.net(self.normalise(images))
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """Images (0-255) as the network takes them: standardised, in the network's dtype (under
+        trainer.precision=bf16-true / 16-true Lightning casts the weights and these buffers, not
+        the batch) and memory format."""
+        x = (images.float() - self.mean.float()) / self.std.float()
+        x = x.to(self.mean.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+        return x
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor]):
         inputs, targets = batch
-        logits = self.head(inputs) if inputs.dim() == 2 else self(inputs)
+        # 2-D inputs are cached backbone features (float32 as computed): only the head runs.
+        features = inputs.dim() == 2
+        logits = self.head(inputs.to(self.mean.dtype)) if features else self(inputs)
         loss = self.criterion(logits, targets)
         return loss, logits.argmax(dim=1), targets
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
 import torch
 from omegaconf import DictConfig
+
+from src.utils.errors import UserError
 
 #: Most loader workers chosen by default; more rarely help one training process.
 MAX_DEFAULT_WORKERS = 8
@@ -26,6 +30,33 @@ def default_num_workers(model_on_cpu: bool = False) -> int:
     return max(0, min(free, MAX_DEFAULT_WORKERS))
 
 
+def process_rank() -> int:
+    """This process's global rank when a launcher set one (torchrun's `RANK`, SLURM's
+    `SLURM_PROCID`), else 0: the process that prepares shared files for the others."""
+    for name in ("RANK", "SLURM_PROCID"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+def wait_until(ready: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `ready` until it holds; after `timeout_s`, a user error naming `what`."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if time.monotonic() > deadline:
+            raise UserError(
+                f"process {process_rank()} waited {timeout_s:.0f} s for {what} from process 0; "
+                "check process 0's log, or that every node sees the same data dir"
+            )
+        time.sleep(min(1.0, timeout_s / 10))
+
+
+#: Environment variables that give a process's rank: Lightning's DDP launcher, torchrun, SLURM.
+RANK_VARIABLES = ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID")
+
+
 def is_launcher_process() -> bool:
-    """False in the extra processes Lightning's DDP launcher starts (they re-run the script)."""
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    """False in every process but the first of a run: the extra processes Lightning's DDP
+    launcher starts (they re-run the script), and the other tasks of `srun` or torchrun."""
+    return all(os.environ.get(name, "0") == "0" for name in RANK_VARIABLES)

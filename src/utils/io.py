@@ -18,6 +18,7 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with temporary.open("wb") as handle:
@@ -37,6 +38,25 @@ def write_atomically(path: str | Path, content: str | bytes) -> Path:
     with atomic_output(path) as handle:
         handle.write(data)
     return Path(path)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove temporary files of `path` left by writers that were killed (their process is gone);
+    a writer still running keeps its own."""
+    for temporary in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = temporary.name.removeprefix(f".{path.name}.").removesuffix(".tmp")
+        if pid.isdigit() and not _process_exists(int(pid)):
+            temporary.unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _sync_directory(directory: Path) -> None:

@@ -47,6 +47,12 @@ class DataPreparationError(UserError):
     """The data cannot be prepared; the message says what is wrong and what to do about it."""
 
 
+def is_prepared(dest_dir: str | os.PathLike[str]) -> bool:
+    """Whether `prepare_cats_dogs(dest_dir)` has completed."""
+    dest = Path(dest_dir).expanduser().resolve()
+    return (dest / MARKER).is_file() and (dest / IMAGE_ROOT).is_dir()
+
+
 def prepare_cats_dogs(
     dest_dir: str | os.PathLike[str],
     url: str = DEFAULT_URL,
@@ -66,7 +72,7 @@ def prepare_cats_dogs(
     dest = Path(dest_dir).expanduser().resolve()
     root = dest / IMAGE_ROOT
     marker = dest / MARKER
-    if marker.is_file() and root.is_dir():
+    if is_prepared(dest):
         log.info("Cats vs Dogs already prepared in %s (delete %s to redo)", dest, marker)
         return root
     dest.mkdir(parents=True, exist_ok=True)
@@ -290,6 +296,9 @@ class CatsDogsDataModule(ImageFolderDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)  # url, md5 and archive are kept in self.hparams
+
+    def data_ready(self) -> bool:
+        return is_prepared(self.root.parent)
 
     def ensure_data(self) -> None:
         self.root = prepare_cats_dogs(

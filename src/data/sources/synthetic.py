@@ -59,6 +59,13 @@ def draw_image(kind: str, size: int, rng: random.Random) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 0.8)))
 
 
+def is_generated(root: str | Path, images_per_class: int, image_size: int, seed: int = 0) -> bool:
+    """Whether `root` holds a complete set generated with these settings."""
+    settings = {"images_per_class": images_per_class, "image_size": image_size, "seed": seed}
+    marker = Path(root) / MARKER
+    return marker.is_file() and json.loads(marker.read_text()) == settings
+
+
 def generate_stripes(
     root: str | Path, images_per_class: int, image_size: int, seed: int = 0
 ) -> Path:
@@ -66,7 +73,7 @@ def generate_stripes(
     root = Path(root)
     settings = {"images_per_class": images_per_class, "image_size": image_size, "seed": seed}
     marker = root / MARKER
-    if marker.is_file() and json.loads(marker.read_text()) == settings:
+    if is_generated(root, images_per_class, image_size, seed):
         return root
     if root.exists():
         if not marker.is_file():
@@ -99,8 +106,12 @@ class SyntheticDataModule(ImageFolderDataModule):
     ) -> None:
         super().__init__(**kwargs)  # the generation settings are kept in self.hparams
 
+    def data_ready(self) -> bool:
+        return is_generated(self.root, *self._generation_settings())
+
     def ensure_data(self) -> None:
+        generate_stripes(self.root, *self._generation_settings())
+
+    def _generation_settings(self) -> tuple[int, int, int]:
         settings = self.hparams
-        generate_stripes(
-            self.root, settings.images_per_class, settings.generated_size, settings.generation_seed
-        )
+        return settings.images_per_class, settings.generated_size, settings.generation_seed

@@ -1,0 +1,127 @@
+"""The report of an evaluation: metrics.json, figures and report.md in the run dir."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from src.evaluation.figures import gallery_figure, save_png, write_figures
+from src.evaluation.metrics import per_image_losses
+from src.utils.io import write_atomically
+
+#: Heat maps [N, H, W] in [0, 1] of the given classes on uint8 images [N, 3, H, W].
+Explainer = Callable[[torch.Tensor, list[int]], np.ndarray]
+
+#: Images in the top-losses gallery.
+TOP_LOSSES = 16
+
+#: Overall numbers in report.md: (metrics.json key, label).
+HEADLINE = (
+    ("accuracy", "accuracy"),
+    ("loss", "loss (cross-entropy)"),
+    ("macro_f1", "F1, macro average"),
+    ("weighted_f1", "F1, weighted by support"),
+    ("macro_roc_auc", "ROC-AUC, one vs rest, macro"),
+    ("macro_average_precision", "average precision, macro"),
+    ("expected_calibration_error", "expected calibration error"),
+)
+
+
+def top_losses(losses: torch.Tensor, count: int = TOP_LOSSES) -> list[int]:
+    """Indices of the highest losses: the most confidently wrong images come first."""
+    return torch.argsort(losses, descending=True)[:count].tolist()
+
+
+def write_report(
+    directory: Path,
+    metrics: dict[str, Any],
+    probabilities: torch.Tensor,
+    targets: torch.Tensor,
+    image_of: Callable[[int], torch.Tensor],
+    names: Sequence[str],
+    explain: Explainer | None = None,
+) -> dict[str, Path]:
+    """Write metrics.json, the figures, top_losses.png and report.md; returns the files.
+
+    `image_of(i)` is the i-th scored image as the model saw it (uint8 [3, H, W]) and `names[i]`
+    its file name; `explain(images, classes)` gives heat maps drawn over the top-losses gallery.
+    """
+    class_names = metrics["class_names"]
+    files = write_figures(
+        directory, probabilities, targets, class_names, np.array(metrics["confusion_matrix"])
+    )
+    losses = per_image_losses(probabilities, targets)
+    worst = top_losses(losses)
+    metrics["top_losses"] = [
+        {
+            "file": str(names[i]),
+            "true": class_names[int(targets[i])],
+            "predicted": class_names[int(probabilities[i].argmax())],
+            "probability": float(probabilities[i].max()),
+            "loss": float(losses[i]),
+        }
+        for i in worst
+    ]
+    titles = [
+        f"{row['predicted']} / {row['true']}\nloss {row['loss']:.2f}, p {row['probability']:.2f}"
+        for row in metrics["top_losses"]
+    ]
+    colors = ["red" if r["predicted"] != r["true"] else "green" for r in metrics["top_losses"]]
+    images = [image_of(i) for i in worst]
+    predicted = [int(probabilities[i].argmax()) for i in worst]
+    overlays = explain(torch.stack(images), predicted) if explain and images else None
+    gallery = gallery_figure(images, titles, colors, overlays)
+    files["top_losses"] = save_png(gallery, directory / "top_losses.png")
+    files["metrics"] = write_atomically(directory / "metrics.json", json.dumps(metrics, indent=2))
+    files["report"] = write_atomically(directory / "report.md", markdown(metrics, files))
+    return files
+
+
+def tta_lines(tta: dict[str, Any] | None) -> list[str]:
+    """Accuracy and loss without and with test-time augmentation, on the same images."""
+    if not tta:
+        return []
+    views = tta["views"]
+    return [
+        f"| accuracy without / with tta={views} | {tta['accuracy_without']:.4f} / "
+        f"{tta['accuracy_with']:.4f} |",
+        f"| loss without / with tta={views} | {tta['loss_without']:.4f} / {tta['loss_with']:.4f} |",
+    ]
+
+
+def markdown(metrics: dict[str, Any], files: dict[str, Path]) -> str:
+    """report.md: the headline numbers, the per-class table and the figures."""
+    number = lambda value: "-" if value is None else f"{value:.4f}"  # noqa: E731
+    lines = [
+        "# Evaluation",
+        "",
+        f"Checkpoint `{metrics.get('ckpt_path', '')}`, data `{metrics.get('data_root', '')}`: "
+        f"{metrics['num_images']} images scored, {metrics.get('num_excluded', 0)} files "
+        "excluded (listed in excluded_files.txt).",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *(f"| {label} | {number(metrics.get(key))} |" for key, label in HEADLINE),
+        *tta_lines(metrics.get("tta")),
+        "",
+        "| class | support | precision | recall | F1 | ROC-AUC | average precision |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in metrics["per_class"].items():
+        cells = [row["precision"], row["recall"], row["f1"], row["roc_auc"]]
+        cells.append(row["average_precision"])
+        lines.append(f"| {name} | {row['support']} | " + " | ".join(map(number, cells)) + " |")
+    lines += ["", "Most confidently wrong first (predicted / true):", ""]
+    lines += [
+        f"- `{row['file']}`: {row['predicted']} / {row['true']}, p {row['probability']:.3f}, "
+        f"loss {row['loss']:.3f}"
+        for row in metrics["top_losses"]
+    ]
+    lines.append("")
+    lines += [f"![{name}]({path.name})" for name, path in files.items() if path.suffix == ".png"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,59 @@
+"""Export a checkpoint to ONNX: `python -m src.export ckpt_path=.../best.ckpt [output=model.onnx]`.
+
+Writes the model (uint8 images in, normalisation inside, logits out, any batch size) and a JSON
+of what serving needs, only after onnxruntime has reproduced PyTorch's logits on real images.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from src.data.samples import find_image_files
+from src.models.checkpoint import load_checkpoint
+from src.serving import export_verified, parity_images, serving_metadata
+from src.utils.console import quiet_known_messages
+from src.utils.errors import UserError, exit_on_user_error
+
+log = logging.getLogger(__name__)
+
+
+def export(cfg: DictConfig) -> Path:
+    """Export and verify; returns the path of the ONNX file."""
+    quiet_known_messages()
+    model, trained_on = load_checkpoint(cfg.ckpt_path)
+    image_size = int(model.hparams.image_size)
+    images_root = cfg.get("images") or (trained_on or {}).get("root")
+    if not images_root:
+        raise UserError("give images=path/to/images for the check of the exported model")
+    files = find_image_files(Path(images_root).expanduser(), "images")
+    images = parity_images(files, image_size, cfg.max_pixels, cfg.parity_images)
+    settings = model.hparams.model
+    metadata = serving_metadata(
+        list(model.class_names), image_size, list(settings["mean"]), list(settings["std"])
+    )
+    output = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "model.onnx"
+    difference = export_verified(model, metadata, images, output)
+    log.info(
+        "Exported %s and %s: onnxruntime matches PyTorch on %d images of %s "
+        "(largest logit difference %.2g)",
+        output,
+        output.with_suffix(".json").name,
+        len(images),
+        images_root,
+        difference,
+    )
+    return output
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    export(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Models ready for inference, behind one interface: a checkpoint run by PyTorch, or an exported
+ONNX file run by onnxruntime (no Lightning, no checkpoint)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from src.models.checkpoint import load_classifier
+from src.serving.onnx_export import INPUT_NAME, OUTPUT_NAME
+from src.utils.errors import UserError
+
+
+class Classifier(Protocol):
+    """uint8 image batches [B, 3, S, S] (resized and cropped) in, probabilities [B, C] out."""
+
+    class_names: list[str]
+    image_size: int
+    device: torch.device
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+class CheckpointClassifier:
+    """A checkpoint of this project on `device` (the GPU when there is one, for `auto`)."""
+
+    def __init__(self, ckpt_path: str | Path, device: str = "auto") -> None:
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = load_classifier(ckpt_path, map_location=device)
+        self.class_names = list(self.model.class_names)
+        self.image_size = int(self.model.hparams.image_size)
+        self.device = self.model.device
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            logits = self.model(images.to(self.model.device, non_blocking=True))
+        return logits.float().softmax(dim=1).cpu()
+
+
+class OnnxClassifier:
+    """An ONNX file written by `python -m src.export`, with the `.json` beside it."""
+
+    def __init__(self, model_file: str | Path) -> None:
+        import onnxruntime
+
+        path = Path(model_file)
+        metadata_file = path.with_suffix(".json")
+        if not path.is_file() or not metadata_file.is_file():
+            raise UserError(
+                f"model_file={path} needs the .onnx file and its {metadata_file.name} beside it, "
+                "as python -m src.export writes them"
+            )
+        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+        self.class_names = list(metadata["class_names"])
+        self.image_size = int(metadata["input"]["size"][0])
+        self.device = torch.device("cpu")
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        logits = self.session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})[0]
+        return torch.from_numpy(logits).float().softmax(dim=1)

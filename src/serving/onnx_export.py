@@ -1,0 +1,145 @@
+"""Export a trained classifier to ONNX, and prove the file computes what PyTorch computes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from src.data.images import UnusableImageError, read_rgb_tensor
+from src.data.transforms import eval_pipeline, resize_size_for
+from src.utils.errors import UserError, one_line
+from src.utils.io import write_atomically
+
+log = logging.getLogger(__name__)
+
+#: The graph's input: uint8 RGB images [batch, 3, size, size], resized and center-cropped.
+INPUT_NAME = "images"
+#: The graph's output: one logit per class (softmax gives the probabilities).
+OUTPUT_NAME = "logits"
+#: Largest |ONNX - PyTorch| logit difference accepted, relative to the logits' scale.
+TOLERANCE = 1e-3
+
+
+class OnnxParityError(UserError):
+    """The exported file does not compute what the PyTorch model computes."""
+
+
+def export_onnx(model: nn.Module, image_size: int, path: Path) -> None:
+    """Write `model` (uint8 images in, logits out, normalisation inside) to `path` as one file,
+    with a dynamic batch size: torch.onnx's exporter (dynamo), or the TorchScript-based one
+    for models the former cannot take."""
+    model = model.eval()
+    example = torch.randint(0, 256, (2, 3, image_size, image_size), dtype=torch.uint8)
+    names = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
+    try:
+        batch = torch.export.Dim("batch", min=1)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            dynamic_shapes={INPUT_NAME: {0: batch}},
+            verbose=False,
+            **names,
+        )
+    except Exception as error:  # an operator the dynamo exporter lacks
+        log.warning("dynamo export failed (%s); using the TorchScript exporter", one_line(error))
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            **names,
+        )
+
+
+def verify_onnx(path: Path, model: nn.Module, images: torch.Tensor) -> float:
+    """Run `images` (uint8 [N, 3, H, W]) through the file with onnxruntime on the CPU and through
+    `model`; returns the largest logit difference, or raises `OnnxParityError`."""
+    import onnxruntime
+
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        exported = session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})[0]
+    except Exception as error:
+        raise OnnxParityError(
+            f"onnxruntime cannot run {path} ({type(error).__name__}: {one_line(error)[:200]})"
+        ) from None
+    with torch.inference_mode():
+        expected = model.eval()(images).float().numpy()
+    difference = float(np.abs(exported - expected).max())
+    scale = max(1.0, float(np.abs(expected).max()))
+    same_classes = bool((exported.argmax(axis=1) == expected.argmax(axis=1)).all())
+    if exported.shape != expected.shape or difference > TOLERANCE * scale or not same_classes:
+        raise OnnxParityError(
+            f"{path} does not match the PyTorch model on {len(images)} real images (largest "
+            f"logit difference {difference:.3g} > {TOLERANCE * scale:.3g}); nothing was written"
+        )
+    return difference
+
+
+def serving_metadata(
+    class_names: list[str], image_size: int, mean: list[float], std: list[float]
+) -> dict[str, Any]:
+    """What a server needs besides the graph: the classes and how images become its input."""
+    return {
+        "class_names": class_names,
+        "input": {
+            "name": INPUT_NAME,
+            "dtype": "uint8",
+            "layout": "NCHW, RGB",
+            "size": [image_size, image_size],
+            "resize": f"shorter side to {resize_size_for(image_size)} px (antialiased), "
+            f"then the center {image_size}x{image_size} crop",
+        },
+        "normalisation_in_graph": True,
+        "mean": mean,
+        "std": std,
+        "output": {"name": OUTPUT_NAME, "meaning": "logits; softmax gives the probabilities"},
+    }
+
+
+def export_verified(
+    model: nn.Module,
+    metadata: dict[str, Any],
+    images: torch.Tensor,
+    onnx_path: Path,
+) -> float:
+    """Export, check parity on `images`, and only then put `onnx_path` and its `.json` in place
+    (a failed export leaves no file that looks valid). Returns the largest logit difference."""
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = onnx_path.with_name(f".{onnx_path.name}.{os.getpid()}.tmp.onnx")
+    try:
+        export_onnx(model, metadata["input"]["size"][0], temporary)
+        difference = verify_onnx(temporary, model, images)
+        os.replace(temporary, onnx_path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    metadata = {**metadata, "parity": {"images": len(images), "max_logit_difference": difference}}
+    write_atomically(onnx_path.with_suffix(".json"), json.dumps(metadata, indent=2))
+    return difference
+
+
+def parity_images(files: list[Path], image_size: int, max_pixels: int, count: int) -> torch.Tensor:
+    """Up to `count` of `files` as the model sees them (uint8, resized and cropped)."""
+    transform, draft_size = eval_pipeline(image_size)
+    images = []
+    for path in files:
+        try:
+            images.append(transform(read_rgb_tensor(path, max_pixels, draft_size)))
+        except UnusableImageError:
+            continue
+        if len(images) == count:
+            break
+    if not images:
+        raise UserError("no usable image to check the export with; pass images=path/to/images")
+    return torch.stack(images)

@@ -1,0 +1,125 @@
+"""Predictions for image files: decoded in loader workers, classified in batches, written as
+CSV rows, with Grad-CAM images on request."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.progress import track
+from torch.utils.data import DataLoader, Dataset
+
+from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, read_rgb_tensor
+from src.data.transforms import eval_pipeline
+from src.evaluation.attribution import gradcam, last_convolutional_block
+from src.evaluation.figures import gallery_figure, save_png
+from src.evaluation.tta import VIEWS, View, averaged
+from src.serving.classifiers import CheckpointClassifier, Classifier
+from src.utils.errors import UserError
+
+
+@dataclass
+class Prediction:
+    path: Path
+    label: str = ""
+    probability: float = float("nan")
+    probabilities: tuple[float, ...] = ()
+    error: str = ""
+
+
+class ImageFiles(Dataset):
+    """(index, uint8 image as the model takes it, or None, and the reason it is unusable)."""
+
+    def __init__(self, files: Sequence[Path], image_size: int, max_pixels: int) -> None:
+        self.files = list(files)
+        self.transform, self.draft_size = eval_pipeline(image_size)
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
+        try:
+            image = read_rgb_tensor(self.files[index], self.max_pixels, self.draft_size)
+        except UnusableImageError as error:
+            return index, None, str(error)
+        return index, self.transform(image), ""
+
+
+def predict_files(
+    files: Sequence[Path],
+    classifier: Classifier,
+    batch_size: int = 32,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    views: tuple[View, ...] = VIEWS["none"],
+    num_workers: int = 0,
+    on_batch: Callable[[list[Prediction], torch.Tensor], None] | None = None,
+) -> list[Prediction]:
+    """One prediction per file, in order; unusable files carry an error instead of a label.
+    Files are decoded by `num_workers` loader processes; with several `views` (test-time
+    augmentation) their probabilities are averaged. `on_batch(predictions, images)` sees each
+    batch's usable images."""
+    results = [Prediction(path) for path in files]
+    loader = DataLoader(
+        ImageFiles(files, classifier.image_size, max_pixels),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=list,
+    )
+    for batch in track(loader, "Predicting", disable=not sys.stderr.isatty()):
+        good = [(results[index], image) for index, image, _ in batch if image is not None]
+        for index, _, error in batch:
+            results[index].error = error
+        if not good:
+            continue
+        images = torch.stack([image for _, image in good])
+        probabilities = averaged(classifier.probabilities, views, images)
+        for (prediction, _), row in zip(good, probabilities, strict=True):
+            index = int(row.argmax())
+            prediction.label = classifier.class_names[index]
+            prediction.probability = float(row[index])
+            prediction.probabilities = tuple(float(value) for value in row)
+        if on_batch is not None:
+            on_batch([prediction for prediction, _ in good], images)
+    return results
+
+
+def write_csv(path: Path, predictions: Sequence[Prediction], class_names: Sequence[str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["path", "prediction", "probability", *[f"p_{c}" for c in class_names], "error"]
+        )
+        for p in predictions:
+            probabilities = [f"{v:.6f}" for v in p.probabilities] or [""] * len(class_names)
+            probability = "" if p.error else f"{p.probability:.6f}"
+            writer.writerow([str(p.path), p.label, probability, *probabilities, p.error])
+
+
+def gradcam_writer(
+    classifier: Classifier, directory: Path
+) -> Callable[[list[Prediction], torch.Tensor], None]:
+    """Write `<directory>/<n>_<file name>.png`: each image with the Grad-CAM heat map of the
+    class predicted for it (a checkpoint's convolutional network only)."""
+    if not isinstance(classifier, CheckpointClassifier):
+        raise UserError("gradcam=true needs the network itself: use ckpt_path=, not model_file=")
+    net, normalise = classifier.model.net, classifier.model.normalise
+    last_convolutional_block(net)  # a network without convolutions: refused before any image
+    directory.mkdir(parents=True, exist_ok=True)
+    written = 0
+
+    def write(predictions: list[Prediction], images: torch.Tensor) -> None:
+        nonlocal written
+        classes = [classifier.class_names.index(p.label) for p in predictions]
+        heat = gradcam(net, normalise, images, classes)
+        for prediction, image, overlay in zip(predictions, images, heat, strict=True):
+            title = f"{prediction.label} {prediction.probability:.2f}"
+            figure = gallery_figure([image], [title], ["black"], [overlay])
+            save_png(figure, directory / f"{written:05d}_{prediction.path.stem}.png")
+            written += 1
+
+    return write

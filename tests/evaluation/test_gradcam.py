@@ -1,0 +1,88 @@
+"""Grad-CAM shows where a trained model looks: on images whose class is decided by a patch in
+one corner, the heat peaks on that patch and is far denser there than elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from src.data.images import read_rgb_tensor
+from src.data.transforms import eval_pipeline
+from src.evaluation.attribution import gradcam, last_convolutional_block
+from src.models.checkpoint import load_classifier
+from src.train import train
+from src.utils.errors import UserError
+from tests.helpers import build_classifier
+
+pytestmark = pytest.mark.slow
+
+SIZE = 160  # ResNet's last block is then 5x5: fine enough to point at a corner
+PATCH = 53  # the top-left third: 1/9 of the image
+COLORS = {"blue": (20, 40, 230), "red": (230, 30, 20)}
+
+
+def write_corner_patch_images(root: Path, per_class: int) -> Path:
+    """Noise everywhere; the class is the colour of the top-left patch and nothing else."""
+    rng = np.random.default_rng(0)
+    for name, color in COLORS.items():
+        (root / name).mkdir(parents=True)
+        for index in range(per_class):
+            pixels = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+            pixels[:PATCH, :PATCH] = color
+            Image.fromarray(pixels).save(root / name / f"{index:03d}.png")
+    return root
+
+
+def test_the_heat_of_a_trained_model_sits_on_the_deciding_patch(make_config, tmp_path) -> None:
+    root = write_corner_patch_images(tmp_path / "patches", per_class=48)
+    cfg = make_config(
+        [
+            "data=folder",
+            f"data.root={root}",
+            "model.name=resnet18",
+            "model.pretrained=false",
+            f"data.image_size={SIZE}",
+            "data.augment.enabled=false",  # the patch stays in its corner
+            "data.batch_size=16",
+            "data.num_workers=0",
+            "data.persistent_workers=false",
+            "optimizer=adamw",
+            "scheduler=none",
+            "trainer.max_epochs=4",
+            "callbacks=none",
+            "+callbacks.best._target_=lightning.pytorch.callbacks.ModelCheckpoint",
+            f"+callbacks.best.dirpath={tmp_path / 'checkpoints'}",
+            "+callbacks.best.monitor=val/acc",
+            "+callbacks.best.mode=max",
+            "+callbacks.best.filename=best",
+            "logger=none",
+        ]
+    )
+    assert train(cfg) >= 0.9  # the model learned the patch
+    model = load_classifier(tmp_path / "checkpoints" / "best.ckpt")
+
+    transform, draft_size = eval_pipeline(SIZE)  # as the model saw them in validation
+    paths = sorted(root.rglob("*.png"))[::6]  # both classes
+    images = torch.stack([transform(read_rgb_tensor(p, 10**8, draft_size)) for p in paths])
+    with torch.inference_mode():
+        predicted = model(images).argmax(dim=1).tolist()
+    assert set(predicted) == {0, 1}
+    heat = gradcam(model.net, model.normalise, images, predicted)
+    assert heat.shape == (len(images), SIZE, SIZE) and heat.min() >= 0 and heat.max() <= 1
+    for one in heat:
+        row, column = np.unravel_index(one.argmax(), one.shape)
+        assert row < PATCH and column < PATCH  # the hottest point is on the patch
+        on_patch = one[:PATCH, :PATCH].mean()
+        elsewhere = (one.sum() - one[:PATCH, :PATCH].sum()) / (SIZE * SIZE - PATCH * PATCH)
+        assert on_patch > 2 * elsewhere
+
+
+def test_a_network_without_convolutions_is_refused_clearly() -> None:
+    assert last_convolutional_block(build_classifier(image_size=32).net) is not None
+    vit = build_classifier(name="vit_b_16").net
+    with pytest.raises(UserError, match="Grad-CAM needs a convolutional network"):
+        last_convolutional_block(vit.encoder)

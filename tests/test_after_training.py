@@ -1,0 +1,235 @@
+"""After training, through the command line as the README writes it: evaluate on a labelled
+folder the model never saw, export to ONNX, predict with the exported file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from src.data.sources.synthetic import generate_stripes
+from tests.helpers import TINY, run_module
+from tests.helpers.image_factory import USABLE, write_broken_files
+
+pytestmark = pytest.mark.slow
+
+PER_CLASS = 5
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory, stripes_root: Path) -> Path:
+    """A trained checkpoint (`train/checkpoints/best.ckpt`) and a separate labelled folder
+    (`test/`, other images than training's, broken files among them)."""
+    work = tmp_path_factory.mktemp("evaluate")
+    trained = run_module(
+        "src.train",
+        "data=folder",
+        f"data.root={stripes_root}",
+        *TINY,
+        "hydra.run.dir=train",
+        cwd=work,
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    generate_stripes(work / "test", PER_CLASS, 40, seed=7)
+    return work
+
+
+def evaluate(work: Path, run: str, *args: str):
+    result = run_module(
+        "src.evaluate",
+        "ckpt_path=train/checkpoints/best.ckpt",
+        *args,
+        f"hydra.run.dir={run}",
+        cwd=work,
+    )
+    metrics_file = work / run / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+    return result, metrics
+
+
+def error_line(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_every_usable_image_of_a_test_folder_is_scored(workdir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "test"
+    shutil.copytree(workdir / "test", folder)
+    expected = write_broken_files(folder / "vertical")
+    usable = sum(1 for expectation in expected.values() if expectation == USABLE)
+    unusable = len(expected) - usable
+
+    result, metrics = evaluate(workdir, "eval_root", f"data.root={folder}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert metrics["num_images"] == 2 * PER_CLASS + usable  # no split: all of them
+    assert metrics["num_excluded"] == unusable
+    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["num_images"]
+    excluded = (workdir / "eval_root" / "excluded_files.txt").read_text().splitlines()
+    assert len(excluded) == unusable
+
+    # The report: per-class scores that add up, calibration, curves, the worst images.
+    run = workdir / "eval_root"
+    per_class = metrics["per_class"]
+    assert sum(row["support"] for row in per_class.values()) == metrics["num_images"]
+    for row in per_class.values():
+        assert 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1
+        assert 0 <= row["roc_auc"] <= 1 and 0 <= row["average_precision"] <= 1
+    assert 0 <= metrics["expected_calibration_error"] <= 1
+    assert 0 <= metrics["macro_f1"] <= 1 and 0 <= metrics["weighted_roc_auc"] <= 1
+    worst = metrics["top_losses"]
+    assert [row["loss"] for row in worst] == sorted((row["loss"] for row in worst), reverse=True)
+    for name in ("confusion_matrix", "roc_pr_curves", "reliability", "top_losses"):
+        assert (run / f"{name}.png").read_bytes().startswith(b"\x89PNG"), name
+    report = (run / "report.md").read_text()
+    assert "| horizontal | " in report and "![top_losses](top_losses.png)" in report
+
+    # The same with a whole data option, as conf/evaluate.yaml documents it.
+    result, with_option = evaluate(workdir, "eval_option", "data=folder", f"data.root={folder}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert with_option["num_images"] == metrics["num_images"]
+    assert with_option["accuracy"] == pytest.approx(metrics["accuracy"])
+
+    # With test-time augmentation: the same images, accuracy without and with it.
+    result, tta = evaluate(workdir, "eval_tta", f"data.root={folder}", "tta=flip")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert tta["num_images"] == metrics["num_images"]
+    assert tta["tta"]["accuracy_without"] == pytest.approx(metrics["accuracy"])
+    assert tta["tta"]["accuracy_with"] == pytest.approx(tta["accuracy"])
+    assert "without / with tta=flip" in (workdir / "eval_tta" / "report.md").read_text()
+
+    # Only the validation split that training would make of it, when asked.
+    result, split = evaluate(workdir, "eval_split", f"data.root={folder}", "split=true")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 0 < split["num_images"] < metrics["num_images"]
+
+
+def test_without_data_the_checkpoints_own_split_is_scored(workdir: Path) -> None:
+    result, metrics = evaluate(workdir, "eval_own")
+    assert result.returncode == 0, result.stderr[-2000:]
+    val_files = (workdir / "train" / "val_files.txt").read_text().splitlines()
+    assert metrics["num_images"] == len(val_files)
+
+
+def test_class_folders_must_match_the_checkpoints_classes(workdir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(workdir / "test" / "horizontal", other / "horizontal")
+    shutil.copytree(workdir / "test" / "vertical", other / "diagonal")
+    line = error_line(evaluate(workdir, "eval_other", f"data.root={other}")[0])
+    assert "['diagonal', 'horizontal']" in line and "['horizontal', 'vertical']" in line
+
+    subset = tmp_path / "subset"
+    shutil.copytree(workdir / "test" / "horizontal", subset / "horizontal")
+    line = error_line(evaluate(workdir, "eval_subset", f"data.root={subset}")[0])
+    assert "class_subset=true" in line
+    allowed = ("eval_subset_ok", f"data.root={subset}", "class_subset=true")
+    result, metrics = evaluate(workdir, *allowed)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert metrics["num_images"] == PER_CLASS
+    assert metrics["per_class_accuracy"]["vertical"] is None  # no such images: no score
+
+
+def test_several_devices_score_every_image_once(workdir: Path) -> None:
+    """`trainer=ddp` would shard (and pad) the images over processes: evaluate uses one."""
+    result, metrics = evaluate(
+        workdir, "eval_ddp", "data.root=test", "trainer=ddp", "trainer.accelerator=cpu"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert metrics["num_images"] == 2 * PER_CLASS
+
+
+def test_bf16_true_precision_evaluates(workdir: Path) -> None:
+    """Lightning casts the weights to bf16, not the batch: the model casts it (on the CPU too)."""
+    bf16 = ("eval_bf16", "data.root=test", "trainer.precision=bf16-true")
+    result, metrics = evaluate(workdir, *bf16)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert metrics["num_images"] == 2 * PER_CLASS
+
+
+def predictions(run: Path) -> dict[str, dict[str, str]]:
+    with (run / "predictions.csv").open(newline="") as handle:
+        return {row["path"]: row for row in csv.DictReader(handle)}
+
+
+def test_exported_model_predicts_what_the_checkpoint_predicts(
+    workdir: Path, tmp_path: Path
+) -> None:
+    exported = run_module(
+        "src.export", "ckpt_path=train/checkpoints/best.ckpt", "hydra.run.dir=export", cwd=workdir
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    onnx_file = workdir / "export" / "model.onnx"
+    metadata = json.loads(onnx_file.with_suffix(".json").read_text())
+    assert metadata["class_names"] == ["horizontal", "vertical"]
+    assert metadata["input"]["size"] == [32, 32] and metadata["normalisation_in_graph"]
+    assert metadata["parity"]["images"] > 0 and metadata["parity"]["max_logit_difference"] < 1e-3
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(workdir / "test", folder)
+    (folder / "vertical" / "broken.jpg").write_bytes(b"not a jpeg")
+    runs = {}
+    for name, model in (
+        ("onnx", f"model_file={onnx_file}"),
+        ("ckpt", "ckpt_path=train/checkpoints/best.ckpt"),
+    ):
+        result = run_module(
+            "src.predict", model, f"input={folder}", f"hydra.run.dir=predict_{name}", cwd=workdir
+        )
+        assert result.returncode == 1, result.stderr[-3000:]  # the broken file
+        runs[name] = predictions(workdir / f"predict_{name}")
+    assert runs["onnx"].keys() == runs["ckpt"].keys() and len(runs["onnx"]) == 2 * PER_CLASS + 1
+    for path, row in runs["onnx"].items():
+        twin = runs["ckpt"][path]
+        assert (row["prediction"], bool(row["error"])) == (twin["prediction"], bool(twin["error"]))
+        if not row["error"]:
+            assert float(row["probability"]) == pytest.approx(float(twin["probability"]), abs=1e-4)
+
+    both = run_module(
+        "src.predict", f"model_file={onnx_file}", "ckpt_path=x.ckpt", f"input={folder}", cwd=workdir
+    )
+    assert "give either ckpt_path" in error_line(both)
+
+
+def test_predict_with_workers_tta_and_gradcam(workdir: Path) -> None:
+    """Decoding in two loader processes, flip TTA and a Grad-CAM image per prediction."""
+    run = workdir / "predict_gradcam"
+    result = run_module(
+        "src.predict",
+        "ckpt_path=train/checkpoints/best.ckpt",
+        "input=test",
+        "num_workers=2",
+        "tta=flip",
+        "gradcam=true",
+        f"hydra.run.dir={run}",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = predictions(run)
+    assert len(rows) == 2 * PER_CLASS and not any(row["error"] for row in rows.values())
+    overlays = sorted((run / "gradcam").glob("*.png"))
+    assert len(overlays) == len(rows)
+    assert all(path.read_bytes().startswith(b"\x89PNG") for path in overlays)
+
+
+def test_inference_benchmark_compares_eager_and_onnxruntime(workdir: Path) -> None:
+    result = run_module(
+        "benchmarks.inference",
+        "--ckpt=train/checkpoints/best.ckpt",
+        "--images=test",
+        "--num-images=4",
+        "--batch-sizes",
+        "1",
+        "2",
+        "--repeats=1",
+        "--json=inference.json",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((workdir / "inference.json").read_text())
+    assert [row["batch_size"] for row in report["results"]] == [1, 2]
+    assert all(row["pytorch_eager"] > 0 and row["onnxruntime"] > 0 for row in report["results"])
+    assert "| 2 |" in result.stdout
