@@ -17,6 +17,9 @@ from tests.helpers import TINY, module_env, run_module
 
 pytestmark = pytest.mark.slow
 
+#: TINY's trainer.limit_train_batches.
+BATCHES_PER_EPOCH = 2
+
 SLOW = [
     "+callbacks.slow._target_=tests.helpers.fault_helpers.SlowDown",
     "+callbacks.slow.seconds=0.4",
@@ -66,10 +69,15 @@ def died_at_once(returncode: int, output: str, run: Path) -> None:
 
 
 def stopped_cleanly(returncode: int, output: str, run: Path) -> None:
-    """SIGTERM: last.ckpt saved, the run recorded as interrupted, the way to resume printed."""
+    """SIGTERM: last.ckpt saved after the signal, the run recorded as interrupted, the way to
+    resume printed."""
     assert returncode == EXIT_SIGTERM, output[-3000:]
     assert "resume with ckpt_path=" in output
     assert '"status": "interrupted"' in (run / "summary.json").read_text()
+    # Written when the signal was handled, mid-epoch: not the epoch-end last.ckpt that the
+    # test waited for before sending it.
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["global_step"] % BATCHES_PER_EPOCH != 0, saved["global_step"]
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from src.utils.devices import is_launcher_process
 from src.utils.errors import UserError, one_line
@@ -68,18 +69,28 @@ class CarryOverModelCheckpoint(ModelCheckpoint):
             or old_dir == self.dirpath
             or not same_metric
             or score is None
-            or not Path(old_best).is_file()
+            or not _seen_by_rank_zero(Path(old_best))
         ):
             super().load_state_dict(state_dict)
             return
         new_best = Path(self.dirpath) / Path(old_best).name
-        with open(old_best, "rb") as source, atomic_output(new_best) as target:
-            shutil.copyfileobj(source, target)
+        if rank_zero_only.rank == 0:  # the others share its decision, not its file system
+            with open(old_best, "rb") as source, atomic_output(new_best) as target:
+                shutil.copyfileobj(source, target)
         self.best_model_score = score
         self.best_model_path = self.kth_best_model_path = str(new_best)
         self.kth_value = score
         self.best_k_models = {str(new_best): score}
         log.info("Carried over %s (%s=%.4f) from %s", new_best.name, self.monitor, score, old_dir)
+
+
+def _seen_by_rank_zero(path: Path) -> bool:
+    """Whether rank 0 sees the file, on every rank: ModelCheckpoint's later decisions are
+    collective, so a rank that cannot see it must still take the same path."""
+    decision = [path.is_file() if rank_zero_only.rank == 0 else None]
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.broadcast_object_list(decision, src=0)
+    return bool(decision[0])
 
 
 class CheckpointOnSigterm(Callback):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src.data.images import check_image
+from src.utils.console import progress
 from src.utils.io import write_atomically
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def find_unusable(
     verdicts: dict[str, list] = {}
     unusable: dict[Path, str] = {}
     checked = 0
-    for path in paths:
+    for path in progress(paths, f"Checking images in {root}"):
         key = path.relative_to(root).as_posix()
         fingerprint = _fingerprint(path)
         entry = cached.get(key)

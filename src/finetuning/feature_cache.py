@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from src.data.samples import Sample
 from src.finetuning.head import in_head
+from src.utils.console import progress
 from src.utils.errors import one_line
 from src.utils.io import atomic_output
 
@@ -63,7 +64,7 @@ def compute_features(
     model.eval()
     device = next(model.parameters()).device
     try:
-        for images, targets in loader:
+        for images, targets in progress(loader, "Computing backbone features"):
             model(images.to(device))
             labels.append(targets)
     finally:

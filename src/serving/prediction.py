@@ -4,13 +4,11 @@ CSV rows, with Grad-CAM images on request."""
 from __future__ import annotations
 
 import csv
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from rich.progress import track
 from torch.utils.data import DataLoader, Dataset
 
 from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, read_rgb_tensor
@@ -19,6 +17,7 @@ from src.evaluation.attribution import gradcam, last_convolutional_block
 from src.evaluation.figures import gallery_figure, save_png
 from src.evaluation.tta import VIEWS, View, averaged
 from src.serving.classifiers import CheckpointClassifier, Classifier
+from src.utils.console import progress
 from src.utils.errors import UserError
 
 
@@ -70,7 +69,7 @@ def predict_files(
         num_workers=num_workers,
         collate_fn=list,
     )
-    for batch in track(loader, "Predicting", disable=not sys.stderr.isatty()):
+    for batch in progress(loader, "Predicting"):
         good = [(results[index], image) for index, image, _ in batch if image is not None]
         for index, _, error in batch:
             results[index].error = error

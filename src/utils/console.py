@@ -5,7 +5,14 @@ stays."""
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from rich.progress import track
+
+T = TypeVar("T")
 
 #: (message pattern, why it is filtered)
 FILTERED_WARNINGS = (
@@ -30,6 +37,11 @@ _installed = False
 class _DropAdverts(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.getMessage()).startswith(FILTERED_INFO_PREFIXES)
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """`items` with a Rich progress bar on a terminal (as training shows), silently otherwise."""
+    yield from track(items, description, total=total, disable=not sys.stderr.isatty())
 
 
 def quiet_known_messages() -> None:

@@ -6,10 +6,7 @@ import pytest
 
 from src.train import train
 from src.utils.errors import UserError
-from tests.helpers import TINY
-
-#: data.root does not exist: had any data been touched, the error would name that folder.
-NO_DATA = ["data=folder", "data.root=/nonexistent/images", *TINY]
+from tests.helpers import NO_DATA
 
 
 def test_a_fixed_input_size_model_names_the_size_it_needs(make_config) -> None:

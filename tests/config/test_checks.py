@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from src.train import build_model, train
 from src.utils.errors import UserError
-from tests.helpers import TINY
-
-#: data.root does not exist: had any data been touched, the error would name that folder.
-NO_DATA = ["data=folder", "data.root=/nonexistent/images", *TINY]
+from tests.helpers import NO_DATA
 
 
 @pytest.mark.parametrize(
@@ -61,3 +59,11 @@ def test_optimizers_without_a_fused_kernel_still_build(make_config) -> None:
     cfg = make_config([*NO_DATA, *overrides])
     built = build_model(cfg, ["a", "b"]).configure_optimizers()["optimizer"]
     assert type(built).__name__ == "RMSprop" and built.defaults["momentum"] == 0.9
+
+
+def test_more_gpus_than_present_are_refused(make_config, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    expected = r"trainer.devices=4 but only 2 GPU\(s\) are available; use trainer.devices=2"
+    with pytest.raises(UserError, match=expected):
+        train(make_config([*NO_DATA, "trainer=gpu", "trainer.devices=4"]))

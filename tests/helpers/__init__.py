@@ -12,12 +12,13 @@
 
 from tests.helpers.classifiers import IMAGENET_MEAN, IMAGENET_STD, build_classifier
 from tests.helpers.datamodules import ready_datamodule
-from tests.helpers.runs import REPO, TINY, module_env, run_module
+from tests.helpers.runs import NO_DATA, REPO, TINY, module_env, run_module
 from tests.helpers.training import fit_briefly, logged_metrics
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "NO_DATA",
     "REPO",
     "TINY",
     "build_classifier",

@@ -25,6 +25,11 @@ TINY = [
 ]
 
 
+#: TINY on a data root that does not exist: an error raised before any data is touched says
+#: something else than that folder's absence.
+NO_DATA = ["data=folder", "data.root=/nonexistent/images", *TINY]
+
+
 def module_env() -> dict[str, str]:
     """The environment of a `python -m` subprocess: this checkout importable, short Hydra errors."""
     return {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
