@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 from src.callbacks.checkpoints import AtomicCheckpointIO, checkpoint_to_resume
 from src.callbacks.run_summary import RunSummary
 from src.config.checks import check_train_config
-from src.config.instantiation import build_from_config, flatten, instantiate_group, to_plain
+from src.config.hparams import RESULT_METRICS, compared_settings
+from src.config.instantiation import build_from_config, instantiate_group, to_plain
 from src.finetuning.feature_cache import FeatureCache
 from src.finetuning.feature_data import CachedFeatureDataModule
 from src.models.classifier import ImageClassifier
@@ -104,11 +105,11 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list) -
 
 
 def log_hyperparameters(loggers: list, cfg: DictConfig) -> None:
-    """The whole composed config; TensorBoard's hparams table also gets the best val/acc."""
-    hparams = flatten(to_plain(cfg))
+    """The compared settings; TensorBoard's hparams table also gets the result metrics."""
+    hparams = compared_settings(cfg)
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(hparams, metrics={"val/acc_best": 0.0})
+            logger.log_hyperparams(hparams, metrics=dict.fromkeys(RESULT_METRICS, 0.0))
         else:
             logger.log_hyperparams(hparams)
 

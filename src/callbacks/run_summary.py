@@ -98,4 +98,6 @@ class RunSummary(Callback):
             write_summary(self.run_dir, self.summary(trainer, status, error))
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for logger in trainer.loggers:  # a result column of the hparams table
+            logger.log_metrics({"time/train_s": self.train_seconds}, step=trainer.global_step)
         self.write(trainer, "finished")

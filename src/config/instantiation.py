@@ -1,5 +1,5 @@
 """Config groups to objects and plain values: instantiate every entry of a group, resolve a node
-into plain containers (safe in checkpoints), flatten it for hparams tables."""
+into plain containers (safe in checkpoints)."""
 
 from __future__ import annotations
 
@@ -36,19 +36,3 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     if not group:
         return []
     return [build_from_config(entry) for entry in group.values() if entry and "_target_" in entry]
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config as `a/b/c: value` pairs of simple types, for hparams tables."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}/"))
-        elif isinstance(value, (list, tuple)):
-            flat[name] = str(list(value))
-        elif value is None:
-            flat[name] = "null"
-        else:
-            flat[name] = value
-    return flat

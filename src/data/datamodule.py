@@ -273,11 +273,14 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     @property
     def loader_workers(self) -> int:
-        """`num_workers`, or by default the cores the model leaves free on the trainer's device."""
+        """`num_workers`, or by default this process's share of the node's cores, less those the
+        model takes when it runs on the CPU."""
         if self.num_workers is not None:
             return self.num_workers
-        on_cpu = self.trainer is None or self.trainer.strategy.root_device.type == "cpu"
-        return default_num_workers(model_on_cpu=on_cpu)
+        if self.trainer is None:
+            return default_num_workers(model_on_cpu=True)
+        on_cpu = self.trainer.strategy.root_device.type == "cpu"
+        return default_num_workers(on_cpu, processes_on_node=self.trainer.num_devices)
 
     def _loader(
         self,

@@ -21,12 +21,14 @@ def runs_on_cpu(trainer_cfg: DictConfig) -> bool:
     return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
 
 
-def default_num_workers(model_on_cpu: bool = False) -> int:
+def default_num_workers(model_on_cpu: bool = False, processes_on_node: int = 1) -> int:
     """One loader worker per CPU core available to this process, at most 8; when the model runs
     on the CPU too, only the cores its torch threads leave free: workers that compete with those
-    threads slow training down more than they help (README, Benchmarks)."""
+    threads slow training down more than they help (README, Benchmarks). With several training
+    processes on the node (DDP), each gets its share of the cores."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    free = (cores or 1) - (torch.get_num_threads() if model_on_cpu else 0)
+    share = (cores or 1) // max(1, processes_on_node)
+    free = share - (torch.get_num_threads() if model_on_cpu else 0)
     return max(0, min(free, MAX_DEFAULT_WORKERS))
 
 

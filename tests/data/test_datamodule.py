@@ -170,7 +170,8 @@ def test_default_workers_leave_the_models_cores_alone(
     assert default_num_workers(model_on_cpu) == workers
     # The data module follows the device of the trainer it is attached to.
     trainer = SimpleNamespace(
-        strategy=SimpleNamespace(root_device=torch.device("cpu" if model_on_cpu else "cuda"))
+        strategy=SimpleNamespace(root_device=torch.device("cpu" if model_on_cpu else "cuda")),
+        num_devices=1,
     )
     dm = ImageFolderDataModule("unused", num_workers=None)
     dm.trainer = trainer
@@ -178,3 +179,14 @@ def test_default_workers_leave_the_models_cores_alone(
     explicit = ImageFolderDataModule("unused", num_workers=3)
     explicit.trainer = trainer
     assert explicit.loader_workers == 3
+
+
+def test_several_processes_on_a_node_share_its_cores(monkeypatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert default_num_workers(model_on_cpu=False, processes_on_node=1) == 8
+    assert default_num_workers(model_on_cpu=False, processes_on_node=4) == 4
+    dm = ImageFolderDataModule("unused", num_workers=None)
+    dm.trainer = SimpleNamespace(
+        strategy=SimpleNamespace(root_device=torch.device("cuda")), num_devices=4
+    )
+    assert dm.loader_workers == 4
