@@ -14,10 +14,10 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from src.data.samples import find_image_files
+from src.data.samples import find_image_files, skipped_entries
 from src.evaluation.tta import tta_views
 from src.serving import CheckpointClassifier, Classifier, OnnxClassifier
-from src.serving.prediction import gradcam_writer, predict_files, write_csv
+from src.serving.prediction import Prediction, gradcam_writer, predict_files, write_csv
 from src.utils.devices import default_num_workers
 from src.utils.errors import UserError, exit_on_user_error
 
@@ -39,6 +39,7 @@ def load_model(cfg: DictConfig) -> Classifier:
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     files = find_image_files(Path(cfg.input), "input")
+    skipped = skipped_entries(Path(cfg.input)) if Path(cfg.input).is_dir() else {}
     classifier = load_model(cfg)
     views = tta_views(str(cfg.get("tta", "none")))
     workers = cfg.num_workers
@@ -49,12 +50,20 @@ def main(cfg: DictConfig) -> None:
     predictions = predict_files(
         files, classifier, cfg.batch_size, cfg.max_pixels, views, workers, on_batch
     )
+    predictions += [Prediction(path, error=reason) for path, reason in skipped.items()]
     output = run_dir / "predictions.csv"
     write_csv(output, predictions, classifier.class_names)
     for p in predictions:
-        print(f"{p.path}\t{p.label or 'ERROR'}\t{p.error or f'{p.probability:.4f}'}")
-    failed = sum(1 for p in predictions if p.error)
-    log.info("%d predictions, %d failed; written to %s", len(predictions), failed, output)
+        label = p.label or ("SKIPPED" if p.path in skipped else "ERROR")
+        print(f"{p.path}\t{label}\t{p.error or f'{p.probability:.4f}'}")
+    failed = sum(1 for p in predictions if p.error) - len(skipped)
+    log.info(
+        "%d predicted, %d failed, %d skipped; written to %s",
+        len(predictions) - failed - len(skipped),
+        failed,
+        len(skipped),
+        output,
+    )
     if failed:
         sys.exit(1)
 

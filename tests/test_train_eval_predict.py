@@ -94,6 +94,19 @@ def test_predict_rows_for_good_and_bad_files(trained_run, stripes_root, tmp_path
     assert good and all(p.label in {"horizontal", "vertical"} for p in good)
     assert all(sum(p.probabilities) == pytest.approx(1.0, abs=1e-5) for p in good)
 
+    # Entries a user could take for images, or that predict passes over: each gets a row too.
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (folder / ".thumbnails").mkdir()
+    (folder / ".thumbnails" / "a.jpg").write_bytes(b"cached thumbnail")
+    (folder / "gone.jpg").symlink_to(folder / "nowhere.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    skipped = {
+        ".DS_Store": "skipped: hidden",
+        ".thumbnails": "skipped: hidden",
+        "gone.jpg": "skipped: broken link",
+        "notes.txt": "skipped: not an image file (suffix)",
+        "Thumbs.db": "skipped: not an image file (suffix)",
+    }
     result = run_module(
         "src.predict",
         f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}",
@@ -102,8 +115,12 @@ def test_predict_rows_for_good_and_bad_files(trained_run, stripes_root, tmp_path
     )
     assert result.returncode == 1, result.stderr
     rows = list(csv.DictReader(next((tmp_path / "outputs").rglob("predictions.csv")).open()))
-    assert len(rows) == len(predictions)
-    assert {row["path"].rsplit("/", 1)[-1] for row in rows if row["error"]} == failed
+    assert len(rows) == len(predictions) + len(skipped)
+    errors = {row["path"].rsplit("/", 1)[-1]: row["error"] for row in rows if row["error"]}
+    assert {name for name, error in errors.items() if not error.startswith("skipped")} == failed
+    assert {name: error for name, error in errors.items() if error.startswith("skipped")} == skipped
+    summary = f"{len(good)} predicted, {len(failed)} failed, {len(skipped)} skipped"
+    assert summary in result.stdout + result.stderr
 
 
 def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:

@@ -38,18 +38,40 @@ def find_classes(folder: Path) -> list[str]:
     return classes
 
 
+def _in_hidden(path: Path, folder: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
+
+
 def list_files(class_dir: Path) -> list[Path]:
     """Every file under a class folder, recursively and in a stable order (symlinks followed)."""
     return sorted(
-        path
-        for path in class_dir.rglob("*")
-        if path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(class_dir).parts)
+        path for path in class_dir.rglob("*") if path.is_file() and not _in_hidden(path, class_dir)
     )
 
 
 def has_image_suffix(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def skipped_entries(folder: Path) -> dict[Path, str]:
+    """Every entry under `folder` that `find_image_files` passes over, with the reason: hidden
+    and system files, broken links, anything but a regular file, files without an image suffix."""
+    skipped: dict[Path, str] = {}
+    for entry in sorted(folder.rglob("*")):
+        parts = entry.relative_to(folder).parts
+        if any(part.startswith(".") for part in parts[:-1]):
+            continue  # inside a hidden folder: the folder itself is listed
+        if parts[-1].startswith("."):
+            skipped[entry] = "skipped: hidden"
+        elif entry.is_symlink() and not entry.exists():
+            skipped[entry] = "skipped: broken link"
+        elif entry.is_dir():
+            continue
+        elif not entry.is_file():
+            skipped[entry] = "skipped: not a regular file"
+        elif not has_image_suffix(entry):
+            skipped[entry] = "skipped: not an image file (suffix)"
+    return skipped
 
 
 def find_image_files(path: Path, setting: str) -> list[Path]:
@@ -58,7 +80,12 @@ def find_image_files(path: Path, setting: str) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and has_image_suffix(p))
+        skipped = skipped_entries(path)
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and has_image_suffix(p) and p not in skipped and not _in_hidden(p, path)
+        )
         if not files:
             raise UserError(f"{setting}={path} holds no image files")
         return files
