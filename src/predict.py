@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from src.data.samples import find_image_files, skipped_entries
+from src.data.samples import scan_inputs
 from src.evaluation.tta import tta_views
 from src.serving import CheckpointClassifier, Classifier, OnnxClassifier
 from src.serving.prediction import Prediction, gradcam_writer, predict_files, write_csv
@@ -38,8 +38,7 @@ def load_model(cfg: DictConfig) -> Classifier:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    files = find_image_files(Path(cfg.input), "input")
-    skipped = skipped_entries(Path(cfg.input)) if Path(cfg.input).is_dir() else {}
+    files, skipped = scan_inputs(Path(cfg.input), "input")
     classifier = load_model(cfg)
     views = tta_views(str(cfg.get("tta", "none")))
     workers = cfg.num_workers

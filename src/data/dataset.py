@@ -16,6 +16,7 @@ from src.data.images import (
     read_rgb_tensor,
 )
 from src.data.samples import Sample
+from src.data.transforms import eval_pipeline
 from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -90,3 +91,23 @@ def record_read_failure(
             f"than data.max_read_failures={max_read_failures}; check the data folder"
         )
     log.warning("Skipping %s, unreadable since the start of the run: %s", path, reason)
+
+
+class UnlabelledImageFiles(Dataset):
+    """(index, uint8 image through the deterministic eval pipeline, or None, and the reason the
+    file is unusable): for predict and the export's check, where files have no labels."""
+
+    def __init__(self, files: Sequence[Path], image_size: int, max_pixels: int) -> None:
+        self.files = list(files)
+        self.transform, self.draft_size = eval_pipeline(image_size)
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
+        try:
+            image = read_rgb_tensor(self.files[index], self.max_pixels, self.draft_size)
+        except UnusableImageError as error:
+            return index, None, str(error)
+        return index, self.transform(image), ""

@@ -53,12 +53,21 @@ def has_image_suffix(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def skipped_entries(folder: Path) -> dict[Path, str]:
-    """Every entry under `folder` that `find_image_files` passes over, with the reason: hidden
-    and system files, broken links, anything but a regular file, files without an image suffix."""
+def scan_inputs(path: Path, setting: str) -> tuple[list[Path], dict[Path, str]]:
+    """(image files, passed-over entries with the reason): the image file itself, or, in one walk
+    of the folder, every file with an image suffix (sorted) and every entry that is not one:
+    hidden and system files, broken links, anything but a regular file, other suffixes.
+    `setting` names the option that gave `path`, for the error messages."""
+    if path.is_file():
+        return [path], {}
+    if not path.is_dir():
+        raise UserError(
+            f"{setting}={path} does not exist; pass an image file or a folder of images"
+        )
+    files: list[Path] = []
     skipped: dict[Path, str] = {}
-    for entry in sorted(folder.rglob("*")):
-        parts = entry.relative_to(folder).parts
+    for entry in sorted(path.rglob("*")):
+        parts = entry.relative_to(path).parts
         if any(part.startswith(".") for part in parts[:-1]):
             continue  # inside a hidden folder: the folder itself is listed
         if parts[-1].startswith("."):
@@ -71,25 +80,16 @@ def skipped_entries(folder: Path) -> dict[Path, str]:
             skipped[entry] = "skipped: not a regular file"
         elif not has_image_suffix(entry):
             skipped[entry] = "skipped: not an image file (suffix)"
-    return skipped
+        else:
+            files.append(entry)
+    if not files:
+        raise UserError(f"{setting}={path} holds no image files")
+    return files, skipped
 
 
 def find_image_files(path: Path, setting: str) -> list[Path]:
-    """The image file itself, or every file with an image suffix under the folder (sorted);
-    `setting` names the option that gave `path`, for the error messages."""
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        skipped = skipped_entries(path)
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file() and has_image_suffix(p) and p not in skipped and not _in_hidden(p, path)
-        )
-        if not files:
-            raise UserError(f"{setting}={path} holds no image files")
-        return files
-    raise UserError(f"{setting}={path} does not exist; pass an image file or a folder of images")
+    """The image files of `scan_inputs`."""
+    return scan_inputs(path, setting)[0]
 
 
 def collect_samples(folder: Path, classes: Sequence[str]) -> tuple[list[Sample], list[Path]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -12,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from src.data.images import UnusableImageError, read_rgb_tensor
-from src.data.transforms import eval_pipeline, resize_size_for
+from src.data.dataset import UnlabelledImageFiles
+from src.data.transforms import resize_size_for
 from src.utils.errors import UserError, one_line
 from src.utils.io import write_atomically
 
@@ -130,16 +131,10 @@ def export_verified(
 
 
 def parity_images(files: list[Path], image_size: int, max_pixels: int, count: int) -> torch.Tensor:
-    """Up to `count` of `files` as the model sees them (uint8, resized and cropped)."""
-    transform, draft_size = eval_pipeline(image_size)
-    images = []
-    for path in files:
-        try:
-            images.append(transform(read_rgb_tensor(path, max_pixels, draft_size)))
-        except UnusableImageError:
-            continue
-        if len(images) == count:
-            break
+    """The first `count` usable `files` as the model sees them (uint8, resized and cropped)."""
+    dataset = UnlabelledImageFiles(files, image_size, max_pixels)
+    read = (dataset[index][1] for index in range(len(dataset)))
+    images = list(itertools.islice((image for image in read if image is not None), count))
     if not images:
         raise UserError("no usable image to check the export with; pass images=path/to/images")
     return torch.stack(images)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from src.data.images import DEFAULT_MAX_PIXELS, UnusableImageError, read_rgb_tensor
-from src.data.transforms import eval_pipeline
+from src.data.dataset import UnlabelledImageFiles
+from src.data.images import DEFAULT_MAX_PIXELS
 from src.evaluation.attribution import gradcam, last_convolutional_block
 from src.evaluation.figures import gallery_figure, save_png
 from src.evaluation.tta import VIEWS, View, averaged
@@ -30,25 +30,6 @@ class Prediction:
     error: str = ""
 
 
-class ImageFiles(Dataset):
-    """(index, uint8 image as the model takes it, or None, and the reason it is unusable)."""
-
-    def __init__(self, files: Sequence[Path], image_size: int, max_pixels: int) -> None:
-        self.files = list(files)
-        self.transform, self.draft_size = eval_pipeline(image_size)
-        self.max_pixels = max_pixels
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, str]:
-        try:
-            image = read_rgb_tensor(self.files[index], self.max_pixels, self.draft_size)
-        except UnusableImageError as error:
-            return index, None, str(error)
-        return index, self.transform(image), ""
-
-
 def predict_files(
     files: Sequence[Path],
     classifier: Classifier,
@@ -64,7 +45,7 @@ def predict_files(
     batch's usable images."""
     results = [Prediction(path) for path in files]
     loader = DataLoader(
-        ImageFiles(files, classifier.image_size, max_pixels),
+        UnlabelledImageFiles(files, classifier.image_size, max_pixels),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=list,
