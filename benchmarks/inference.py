@@ -23,7 +23,8 @@ import torch
 from benchmarks.report import environment, fmt_ratio, header_lines, ratio, write_json
 from src.data.samples import find_image_files
 from src.models.checkpoint import load_checkpoint
-from src.serving import OnnxClassifier, export_verified, parity_images, serving_metadata
+from src.serving.classifiers import OnnxClassifier
+from src.serving.onnx_export import export_verified, parity_images, serving_metadata
 
 log = logging.getLogger("benchmarks.inference")
 

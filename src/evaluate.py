@@ -16,8 +16,10 @@ from omegaconf import DictConfig
 
 from src.config.instantiation import build_from_config, to_plain
 from src.data.datamodule import ImageFolderDataModule
-from src.evaluation import evaluation_data_settings, label_mapping, write_report
 from src.evaluation.attribution import gradcam_explainer
+from src.evaluation.classes import label_mapping
+from src.evaluation.data import evaluation_data_settings
+from src.evaluation.report import write_report
 from src.evaluation.scoring import score
 from src.evaluation.tta import tta_views
 from src.models.checkpoint import load_checkpoint

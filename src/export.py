@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from src.data.samples import find_image_files
 from src.models.checkpoint import load_checkpoint
-from src.serving import export_verified, parity_images, serving_metadata
+from src.serving.onnx_export import export_verified, parity_images, serving_metadata
 from src.utils.console import quiet_known_messages
 from src.utils.errors import UserError, exit_on_user_error
 

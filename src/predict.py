@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from src.data.samples import scan_inputs
 from src.evaluation.tta import tta_views
-from src.serving import CheckpointClassifier, Classifier, OnnxClassifier
+from src.serving.classifiers import CheckpointClassifier, Classifier, OnnxClassifier
 from src.serving.prediction import Prediction, gradcam_writer, predict_files, write_csv
 from src.utils.devices import default_num_workers
 from src.utils.errors import UserError, exit_on_user_error

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -180,10 +181,17 @@ def test_exported_model_predicts_what_the_checkpoint_predicts(
         ("ckpt", "ckpt_path=train/checkpoints/best.ckpt"),
     ):
         result = run_module(
-            "src.predict", model, f"input={folder}", f"hydra.run.dir=predict_{name}", cwd=workdir
+            "src.predict",
+            model,
+            f"input={folder}",
+            f"hydra.run.dir=predict_{name}",
+            cwd=workdir,
+            python_options=("-X", "importtime"),  # every module loaded, on stderr
         )
         assert result.returncode == 1, result.stderr[-3000:]  # the broken file
         runs[name] = predictions(workdir / f"predict_{name}")
+        loaded_lightning = re.search(r"\|\s+lightning$", result.stderr, re.MULTILINE)
+        assert bool(loaded_lightning) == (name == "ckpt")  # the ONNX path runs without it
     assert runs["onnx"].keys() == runs["ckpt"].keys() and len(runs["onnx"]) == 2 * PER_CLASS + 1
     for path, row in runs["onnx"].items():
         twin = runs["ckpt"][path]

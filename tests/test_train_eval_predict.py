@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
 
 from src.callbacks.checkpoints import find_resume_checkpoint
 from src.data.samples import find_image_files
 from src.evaluate import evaluate
 from src.models.checkpoint import load_classifier
-from src.serving import CheckpointClassifier
+from src.serving.classifiers import CheckpointClassifier
 from src.serving.prediction import predict_files
 from src.train import train
 from src.utils.errors import UserError
@@ -37,6 +39,22 @@ def test_run_dir_holds_config_outputs(trained_run: Path) -> None:
     for name in ("train/loss", "train/acc", "val/loss", "val/acc", "lr-SGD"):
         assert name in metrics
     assert (trained_run / "train_files.txt").is_file()
+
+
+def test_the_best_checkpoints_report_is_in_the_run_dir_and_in_tensorboard(
+    trained_run: Path,
+) -> None:
+    best = trained_run / "checkpoints" / "best.ckpt"
+    report = json.loads((trained_run / "evaluation" / "metrics.json").read_text())
+    assert report["ckpt_path"] == str(best)
+    assert report["accuracy"] == pytest.approx(best_score(best))
+    assert (trained_run / "evaluation" / "top_losses.png").is_file()
+    events = EventAccumulator(str(trained_run / "tensorboard"), size_guidance={IMAGES: 0})
+    events.Reload()
+    assert "best_checkpoint/top_losses" in events.Tags()[IMAGES]
+    assert "best_checkpoint/confusion_matrix" in events.Tags()[IMAGES]
+    logged = events.Scalars("best_checkpoint/accuracy")[-1].value
+    assert logged == pytest.approx(report["accuracy"])
 
 
 def test_resume_continues_epochs_optimizer_and_scheduler(
@@ -71,12 +89,16 @@ def test_a_new_run_never_overwrites_checkpoints(trained_run, make_config, folder
         train(cfg)
 
 
+def best_score(checkpoint: Path) -> float:
+    """The monitored val/acc stored in the best checkpoint."""
+    callbacks = torch.load(checkpoint, weights_only=True)["callbacks"]
+    return float(next(v["best_model_score"] for k, v in callbacks.items() if "Checkpoint" in k))
+
+
 def test_evaluate_reproduces_the_best_score_on_the_same_split(trained_run, make_config) -> None:
     best = trained_run / "checkpoints" / "best.ckpt"
-    score = torch.load(best, weights_only=True)["callbacks"]
-    best_score = next(v["best_model_score"] for k, v in score.items() if "ModelCheckpoint" in k)
     metrics = evaluate(make_config([f"ckpt_path={best}"], config_name="evaluate"))
-    assert metrics["accuracy"] == pytest.approx(float(best_score))
+    assert metrics["accuracy"] == pytest.approx(best_score(best))
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["num_images"]
 
 

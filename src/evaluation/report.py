@@ -52,6 +52,7 @@ def write_report(
     its file name; `explain(images, classes)` gives heat maps drawn over the top-losses gallery.
     """
     class_names = metrics["class_names"]
+    directory.mkdir(parents=True, exist_ok=True)
     files = write_figures(
         directory, probabilities, targets, class_names, np.array(metrics["confusion_matrix"])
     )

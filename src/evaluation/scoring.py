@@ -6,10 +6,24 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from src.data.datamodule import ImageFolderDataModule
 from src.evaluation.metrics import summarise
-from src.evaluation.tta import VIEWS, TestTimeAugmentation
+from src.evaluation.tta import VIEWS, View, averaged
+
+
+class TestTimeAugmentation(L.LightningModule):
+    """`trainer.predict` through `model` with its probabilities averaged over `views`."""
+
+    def __init__(self, model: L.LightningModule, views: tuple[View, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.views = views
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return averaged(lambda view: self.model(view).float().softmax(dim=1), self.views, images)
 
 
 def score(
@@ -26,8 +40,8 @@ def score(
     metrics = summarise(probabilities, targets, model.class_names)
     if tta == "none":
         return metrics, probabilities, targets
-    averaged = TestTimeAugmentation(model, VIEWS[tta])
-    probabilities = torch.cat(trainer.predict(averaged, datamodule=datamodule)).float()
+    with_tta = TestTimeAugmentation(model, VIEWS[tta])
+    probabilities = torch.cat(trainer.predict(with_tta, datamodule=datamodule)).float()
     without = metrics
     metrics = summarise(probabilities, targets, model.class_names)
     metrics["tta"] = {
@@ -38,3 +52,16 @@ def score(
         "loss_with": metrics["loss"],
     }
     return metrics, probabilities, targets
+
+
+def probabilities_over(
+    model: torch.nn.Module, images: Dataset, batch_size: int, device: torch.device
+) -> torch.Tensor:
+    """The model's class probabilities [N, C] for a dataset of (uint8 image, label) pairs, in one
+    process without a Trainer (for use inside a running fit, whatever its strategy)."""
+    model = model.to(device).eval()
+    batches = []
+    with torch.inference_mode():
+        for batch, _ in DataLoader(images, batch_size=batch_size):
+            batches.append(model(batch.to(device)).float().softmax(dim=1).cpu())
+    return torch.cat(batches)

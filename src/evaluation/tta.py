@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import lightning as L
 import torch
 
 from src.utils.errors import UserError
@@ -27,16 +26,3 @@ def tta_views(name: str) -> tuple[View, ...]:
 def averaged(probabilities: Callable[[torch.Tensor], torch.Tensor], views, images: torch.Tensor):
     """The mean of `probabilities` over the views of `images`."""
     return torch.stack([probabilities(view(images)) for view in views]).mean(dim=0)
-
-
-class TestTimeAugmentation(L.LightningModule):
-    """`trainer.predict` through `model` with its probabilities averaged over `views`."""
-
-    def __init__(self, model: L.LightningModule, views: tuple[View, ...]) -> None:
-        super().__init__()
-        self.model = model
-        self.views = views
-
-    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
-        images = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return averaged(lambda view: self.model(view).float().softmax(dim=1), self.views, images)

@@ -9,7 +9,6 @@ from typing import Protocol
 
 import torch
 
-from src.models.checkpoint import load_classifier
 from src.serving.onnx_export import INPUT_NAME, OUTPUT_NAME
 from src.utils.errors import UserError
 
@@ -28,6 +27,8 @@ class CheckpointClassifier:
     """A checkpoint of this project on `device` (the GPU when there is one, for `auto`)."""
 
     def __init__(self, ckpt_path: str | Path, device: str = "auto") -> None:
+        from src.models.checkpoint import load_classifier  # Lightning only on this path
+
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = load_classifier(ckpt_path, map_location=device)

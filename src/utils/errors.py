@@ -8,8 +8,6 @@ from collections.abc import Callable
 from numbers import Real
 from typing import Any, TypeVar
 
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-
 T = TypeVar("T")
 
 
@@ -17,14 +15,17 @@ class UserError(Exception):
     """Something in the config or the inputs is wrong; the message says what and what to do."""
 
 
-#: Exceptions whose message is the whole story for the user: no traceback.
-USER_ERRORS = (UserError, MisconfigurationException)
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is the whole story for the user: no traceback. Lightning's
+    configuration errors only once Lightning is loaded, so that paths without it stay without."""
+    lightning = sys.modules.get("lightning.fabric.utilities.exceptions")
+    return (UserError,) if lightning is None else (UserError, lightning.MisconfigurationException)
 
 
 def find_user_error(error: BaseException | None) -> BaseException | None:
     """The user error behind `error`, also when Hydra's instantiate wrapped it."""
     while error is not None:
-        if isinstance(error, USER_ERRORS):
+        if isinstance(error, user_error_types()):
             return error
         error = error.__cause__ or error.__context__
     return None

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.callbacks import checkpoints as checkpointing
+import src.callbacks.checkpoints as checkpointing
 from src.callbacks.checkpoints import CheckpointWriteError
 from src.train import train
 from tests.helpers.fault_helpers import RecordSignalHandlers

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from src.data import image_checks
+import src.data.image_checks as image_checks
 from src.data.datamodule import ImageFolderDataModule
 from src.utils.devices import default_num_workers
 from src.utils.errors import UserError

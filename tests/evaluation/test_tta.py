@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.evaluation.tta import VIEWS, TestTimeAugmentation, tta_views
+from src.evaluation.scoring import TestTimeAugmentation
+from src.evaluation.tta import VIEWS, tta_views
 from src.utils.errors import UserError
 from tests.helpers import build_classifier
 

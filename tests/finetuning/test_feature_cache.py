@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,9 @@ def test_training_on_cached_features(make_config, folder_overrides, tmp_path: Pa
         Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True
     )
     assert any(key.startswith("net.layer4.") for key in checkpoint["state_dict"])
+    # the best checkpoint's report scores the images behind the features
+    report = (Path(cfg.paths.output_dir) / "evaluation" / "metrics.json").read_text()
+    assert json.loads(report)["accuracy"] == pytest.approx(best)
 
 
 def test_cache_needs_a_fixed_backbone(make_config, folder_overrides) -> None:

@@ -36,11 +36,11 @@ def module_env() -> dict[str, str]:
 
 
 def run_module(
-    module: str, *args: str, cwd: Path, timeout: float = 300
+    module: str, *args: str, cwd: Path, timeout: float = 300, python_options: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     """`python -m module args...` as a user would type it, from `cwd`."""
     return subprocess.run(
-        [sys.executable, "-m", module, *args],
+        [sys.executable, *python_options, "-m", module, *args],
         cwd=cwd,
         env=module_env(),
         capture_output=True,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from src.serving import onnx_export
+import src.serving.onnx_export as onnx_export
 from src.serving.onnx_export import OnnxParityError, export_verified, verify_onnx
 from tests.helpers import build_classifier
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from src.data.sources import cats_dogs
+import src.data.sources.cats_dogs as cats_dogs
 from src.data.sources.cats_dogs import DataPreparationError, prepare_cats_dogs
 from tests.helpers.image_factory import unusable_names, write_broken_files, write_rgb_jpeg
 

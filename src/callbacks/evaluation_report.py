@@ -1,0 +1,99 @@
+"""At the end of training, the evaluation report of the best checkpoint: in the run dir and in
+TensorBoard, so that the run's page shows its mistakes, not only its curves."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from PIL import Image
+
+from src.data.datamodule import ImageFolderDataModule
+from src.evaluation.metrics import summarise
+from src.evaluation.report import write_report
+from src.evaluation.scoring import probabilities_over
+from src.models.checkpoint import load_classifier
+
+log = logging.getLogger(__name__)
+
+#: The metrics of the report written as TensorBoard scalars (tag `best_checkpoint/<name>`).
+SCALARS = ("accuracy", "loss", "macro_f1", "macro_roc_auc", "expected_calibration_error")
+
+
+class BestCheckpointReport(Callback):
+    """Score the best checkpoint on the validation images when the fit ends (global rank 0
+    only): `<dirpath>/report.md`, metrics.json and the figures, as `python -m src.evaluate`
+    writes them, and the same figures, metrics and report in TensorBoard.
+
+    Nothing happens when no checkpoint monitored a metric (e.g. `fast_dev_run`).
+    """
+
+    def __init__(self, dirpath: str | Path) -> None:
+        super().__init__()
+        self.dirpath = Path(dirpath)
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        best = best_checkpoint_path(trainer)
+        if not trainer.is_global_zero or best is None:
+            return
+        images = image_data(trainer)
+        scored = images.eval_dataset(images.val_samples)
+        model = load_classifier(best)
+        # the trainer's device: by now the strategy's teardown has moved pl_module to the CPU
+        device = trainer.strategy.root_device
+        probabilities = probabilities_over(model, scored, images.batch_size, device)
+        targets = torch.tensor([sample.label for sample in images.val_samples])
+        metrics = summarise(probabilities, targets, model.class_names)
+        metrics.update(ckpt_path=str(best), data_root=str(images.root))
+        files = write_report(
+            self.dirpath,
+            metrics,
+            probabilities,
+            targets,
+            image_of=lambda index: scored[index][0],
+            names=[sample.path.name for sample in images.val_samples],
+        )
+        log.info(
+            "Best checkpoint: accuracy %.4f, loss %.4f on %d validation images; report in %s",
+            metrics["accuracy"],
+            metrics["loss"],
+            metrics["num_images"],
+            files["report"],
+        )
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                log_to_tensorboard(logger, metrics, files, trainer.global_step)
+
+
+def best_checkpoint_path(trainer: Trainer) -> Path | None:
+    """The best checkpoint of the fit's monitoring checkpoint callback, if it wrote one."""
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor and callback.best_model_path:
+            return Path(callback.best_model_path)
+    return None
+
+
+def image_data(trainer: Trainer) -> ImageFolderDataModule:
+    """The images behind the fit's data (under cached features too: the report shows images)."""
+    datamodule = trainer.datamodule
+    return getattr(datamodule, "images", datamodule)
+
+
+def log_to_tensorboard(
+    logger: TensorBoardLogger, metrics: dict, files: dict[str, Path], step: int
+) -> None:
+    experiment = logger.experiment
+    for name in SCALARS:
+        if metrics.get(name) is not None:
+            experiment.add_scalar(f"best_checkpoint/{name}", metrics[name], step)
+    for name, path in files.items():
+        if path.suffix == ".png":
+            with Image.open(path) as png:
+                pixels = np.asarray(png.convert("RGB"))
+            experiment.add_image(f"best_checkpoint/{name}", pixels, step, dataformats="HWC")
+    experiment.add_text("best_checkpoint/report", files["report"].read_text(encoding="utf-8"), step)
+    experiment.flush()
