@@ -62,10 +62,13 @@ class ImageClassifier(L.LightningModule):
 
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         num_classes = len(self.class_names)
-        self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self.train_loss = MeanMetric()
-        self.val_loss = MeanMetric()
+        # No checks that read values on the host (a GPU synchronisation per step): predictions
+        # are argmax indices and targets the data module's; StopOnNonFiniteLoss watches NaNs.
+        accuracy = {"num_classes": num_classes, "average": "micro", "validate_args": False}
+        self.train_acc = MulticlassAccuracy(**accuracy)
+        self.val_acc = MulticlassAccuracy(**accuracy)
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss = MeanMetric(nan_strategy="disable")
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # survives a resume from checkpoint
 
@@ -163,7 +166,8 @@ class ImageClassifier(L.LightningModule):
         loss, preds, targets = self._shared_step(batch)
         self.train_loss(loss)
         self.train_acc(preds, targets)
-        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
+        # Not on the progress bar: Lightning would read a step value on the host every step.
+        self.log("train/loss", self.train_loss, on_step=True, on_epoch=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

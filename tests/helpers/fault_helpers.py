@@ -21,12 +21,16 @@ class SlowDown(Callback):
 
 
 class PoisonWeights(Callback):
-    """Fills the first convolution with NaN from `at_step` on: the loss becomes NaN."""
+    """Fills the first convolution with NaN from `at_step` on (in process `rank` only, if
+    given): the loss becomes NaN."""
 
-    def __init__(self, at_step: int) -> None:
+    def __init__(self, at_step: int, rank: int | None = None) -> None:
         self.at_step = at_step
+        self.rank = rank
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.rank not in (None, trainer.global_rank):
+            return
         if trainer.global_step >= self.at_step:
             with torch.no_grad():
                 next(pl_module.net.parameters()).fill_(float("nan"))
