@@ -12,7 +12,12 @@ from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
 from torchvision.transforms import v2
 
 from src.data.dataset import ImageFileDataset
-from src.data.device_decoding import UndecodedBatch, collate_undecoded, decode_batch
+from src.data.device_decoding import (
+    ProcessRandomness,
+    UndecodedBatch,
+    collate_undecoded,
+    decode_batch,
+)
 from src.data.image_checks import find_unusable
 from src.data.images import DEFAULT_MAX_PIXELS
 from src.data.samples import (
@@ -22,7 +27,12 @@ from src.data.samples import (
     stratified_split,
     write_file_list,
 )
-from src.data.transforms import eval_pipeline, eval_transform, train_transform
+from src.data.transforms import (
+    device_train_transforms,
+    eval_pipeline,
+    eval_transform,
+    train_transform,
+)
 from src.utils.devices import default_num_workers, process_rank, wait_until
 from src.utils.errors import UserError, require_int, require_number
 
@@ -93,6 +103,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.decode_on_device = decode_on_device
         self.evaluate_all = evaluate_all
         self.prepare_timeout_s = prepare_timeout_s
+        #: Per-process random draws of the augmentations made on the device.
+        self.device_randomness = ProcessRandomness()
         #: Files that stopped decoding on the device during the run (`decode_on_device`).
         self.device_read_failures: dict[Path, str] = {}
         self.train_samples: list[Sample] = []
@@ -241,23 +253,20 @@ class ImageFolderDataModule(L.LightningDataModule):
             jpeg_bytes=jpeg_bytes,
         )
 
-    def train_transform(self, rotate_on_pil: bool = True) -> v2.Transform:
-        return train_transform(self.image_size, **self.augment, rotate_on_pil=rotate_on_pil)
+    def train_transform(self) -> v2.Transform:
+        return train_transform(self.image_size, **self.augment)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """With `decode_on_device`, decode and transform the batch on the training device."""
         if not isinstance(batch, UndecodedBatch):
             return batch
-        training = self.trainer is not None and self.trainer.training
-        transform = (
-            self.train_transform(rotate_on_pil=False)
-            if training
-            else eval_transform(self.image_size)
-        )
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        return decode_batch(
-            batch, device, transform, self.device_read_failures, self.max_read_failures
-        )
+        failures = (self.device_read_failures, self.max_read_failures)
+        if not (self.trainer is not None and self.trainer.training):
+            return decode_batch(batch, device, eval_transform(self.image_size), *failures)
+        per_image, per_batch = device_train_transforms(self.image_size, **self.augment)
+        with self.device_randomness.active(self.trainer.global_rank):
+            return decode_batch(batch, device, per_image, *failures, batch_transform=per_batch)
 
     def class_counts(self, samples: list[Sample]) -> list[int]:
         counts = [0] * len(self.class_names)

@@ -8,7 +8,8 @@ work into the training process, which only suits checking the path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from torchcodec.decoders import decode_jpeg
 from src.data.dataset import TooManyUnreadableFiles, record_read_failure
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+
+#: Distance between the seeds of two processes' augmentation draws.
+PROCESS_SEED_STRIDE = 1_000_003
 
 
 @dataclass
@@ -53,9 +57,10 @@ def decode_batch(
     transform: Transform,
     read_failures: dict[Path, str],
     max_read_failures: int,
+    batch_transform: Transform | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(images [B, 3, S, S] on `device`, labels): encoded images decoded there, then every image
-    transformed there.
+    transformed there (`transform`), then the stacked batch (`batch_transform`).
 
     A JPEG that no longer decodes (changed on disk since the scan) is replaced by another image
     of the batch, as the workers' path serves the next file, and counts towards
@@ -84,6 +89,8 @@ def decode_batch(
             index = next(i for i in good if i > index) if index < good[-1] else good[0]
         chosen.append(index)
     pixels = torch.stack([transform(pictures[index]) for index in chosen])  # type: ignore[arg-type]
+    if batch_transform is not None:
+        pixels = batch_transform(pixels)
     return pixels, batch.labels[chosen]
 
 
@@ -93,11 +100,52 @@ def _decode_all(encoded: list[torch.Tensor], device: torch.device) -> list[torch
         return []
     try:
         return list(decode_jpeg(encoded, mode="RGB", device=device))
-    except Exception:  # a broken file among them: find it
-        results: list[torch.Tensor | None] = []
-        for data in encoded:
-            try:
-                results.append(decode_jpeg(data, mode="RGB", device=device))
-            except Exception:
-                results.append(None)
-        return results
+    except Exception as error:  # a broken file among them: find it
+        raise_device_error(error)
+        return [_decode_one(data, device) for data in encoded]
+
+
+def _decode_one(data: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+    """The image on `device`, decoded there or, when the device's decoder refuses the file
+    (nvJPEG does not take every JPEG the CPU decoder does), on the CPU; None if neither can."""
+    try:
+        return decode_jpeg(data, mode="RGB", device=device)
+    except Exception as error:
+        raise_device_error(error)
+    if device.type == "cpu":
+        return None
+    try:
+        return decode_jpeg(data, mode="RGB").to(device)
+    except Exception:
+        return None
+
+
+def raise_device_error(error: Exception) -> None:
+    """Re-raise what the device failed at (out of memory, a CUDA error): not the file's fault,
+    so it must not be counted as an unreadable file nor hidden by a fallback."""
+    device_failed = isinstance(error, (torch.cuda.OutOfMemoryError, torch.AcceleratorError))
+    if device_failed or "CUDA error" in str(error):
+        raise error
+
+
+class ProcessRandomness:
+    """The random state that draws the augmentations made in the training process: seeded
+    from the run's seed and the process's global rank, so that DDP processes draw different
+    views (`seed_everything` gives every process the same state), and kept apart from the state
+    the rest of training draws from."""
+
+    def __init__(self) -> None:
+        self._state: torch.Tensor | None = None
+
+    @contextmanager
+    def active(self, rank: int) -> Iterator[None]:
+        if self._state is None:
+            seed = torch.initial_seed() + PROCESS_SEED_STRIDE * rank
+            self._state = torch.Generator().manual_seed(seed % 2**63).get_state()
+        outside = torch.get_rng_state()
+        torch.set_rng_state(self._state)
+        try:
+            yield
+        finally:
+            self._state = torch.get_rng_state()
+            torch.set_rng_state(outside)

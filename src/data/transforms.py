@@ -53,23 +53,71 @@ def train_transform(
     crop_scale: Sequence[float] = (0.08, 1.0),
     rotation_degrees: float = 15,
     horizontal_flip: bool = True,
-    rotate_on_pil: bool = True,
 ) -> v2.Transform:
-    """RandomResizedCrop, RandomRotation and RandomHorizontalFlip, as in the tutorial.
-
-    `rotate_on_pil=False` keeps the rotation on the tensor, for images already on a GPU.
-    """
+    """RandomResizedCrop, RandomRotation and RandomHorizontalFlip, as in the tutorial, for one
+    image in a loader worker."""
     if not enabled:
         return eval_transform(image_size)
     steps: list[Callable[[torch.Tensor], torch.Tensor]] = [
         v2.RandomResizedCrop(image_size, scale=tuple(crop_scale), antialias=True)
     ]
     if rotation_degrees:
-        rotation = v2.RandomRotation(rotation_degrees)
-        steps.append(OnPILImage(rotation) if rotate_on_pil else rotation)
+        steps.append(OnPILImage(v2.RandomRotation(rotation_degrees)))
     if horizontal_flip:
         steps.append(v2.RandomHorizontalFlip())
     return v2.Compose(steps)
+
+
+def device_train_transforms(
+    image_size: int,
+    enabled: bool = True,
+    crop_scale: Sequence[float] = (0.08, 1.0),
+    rotation_degrees: float = 15,
+    horizontal_flip: bool = True,
+) -> tuple[v2.Transform, torch.nn.Module | None]:
+    """The same augmentation for images already on the training device: the crop per image
+    (each has its own size), then rotation and flip over the stacked batch in one call each."""
+    if not enabled:
+        return eval_transform(image_size), None
+    crop = v2.RandomResizedCrop(image_size, scale=tuple(crop_scale), antialias=True)
+    return crop, RandomRotationAndFlip(rotation_degrees, horizontal_flip)
+
+
+class RandomRotationAndFlip(torch.nn.Module):
+    """RandomRotation (nearest pixel, black corners, about the center) and RandomHorizontalFlip
+    of a uint8 batch [B, 3, S, S], each one call for the batch: torchvision's per-image rotation
+    copies a matrix to the device for every image. Angles and coin flips are drawn on the CPU."""
+
+    def __init__(self, degrees: float, horizontal_flip: bool) -> None:
+        super().__init__()
+        self.degrees = float(degrees)
+        self.horizontal_flip = horizontal_flip
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        count = images.shape[0]
+        if self.degrees:
+            images = rotate_batch(images, torch.empty(count).uniform_(-self.degrees, self.degrees))
+        if self.horizontal_flip:
+            flip = (torch.rand(count) < 0.5).to(images.device, non_blocking=True)
+            images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+        return images
+
+
+def rotate_batch(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """Each square image of [B, C, S, S] turned counter-clockwise by its angle, pixel for pixel
+    as torchvision's `rotate` (nearest pixel, zeros outside, same size)."""
+    if images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"rotate_batch takes square images, not {tuple(images.shape[-2:])}")
+    radians = torch.deg2rad(degrees.float())
+    cos, sin, zero = radians.cos(), radians.sin(), torch.zeros_like(radians)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = torch.nn.functional.affine_grid(
+        theta.to(images.device, non_blocking=True), list(images.shape), align_corners=False
+    )
+    rotated = torch.nn.functional.grid_sample(
+        images.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False
+    )
+    return rotated.to(images.dtype)
 
 
 def eval_pipeline(image_size: int) -> tuple[v2.Transform, tuple[int, int]]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from PIL import Image
 
+import src.data.device_decoding as device_decoding
+from src.data.datamodule import ImageFolderDataModule
 from src.data.dataset import ImageFileDataset, TooManyUnreadableFiles
 from src.data.device_decoding import collate_undecoded, decode_batch
 from src.data.samples import Sample
@@ -85,3 +88,67 @@ def test_training_and_evaluation_with_decoding_on_device(
     best = run_dir / "checkpoints" / "best.ckpt"
     metrics = evaluate(make_config([f"ckpt_path={best}"], config_name="evaluate"))
     assert metrics["num_images"] > 0
+
+
+def _photos(folder: Path, count: int) -> list[Sample]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [Sample(_photo(folder / f"{index}.jpg", (48, 48)), index % 2) for index in range(count)]
+
+
+def _undecoded(samples: list[Sample]):
+    dataset = ImageFileDataset(samples, None, jpeg_bytes=True)
+    return collate_undecoded([dataset[i] for i in range(len(samples))])
+
+
+def _training_views(samples: list[Sample], rank: int) -> torch.Tensor:
+    """A training batch augmented on the device by DDP process `rank`, after the run's seed
+    was set as `seed_everything` sets it in every process."""
+    datamodule = ImageFolderDataModule(root=samples[0].path.parent, image_size=24)
+    datamodule.decode_on_device = True
+    datamodule.trainer = SimpleNamespace(  # what the hook reads of a fitting Trainer
+        training=True, global_rank=rank, strategy=SimpleNamespace(root_device=torch.device("cpu"))
+    )
+    torch.manual_seed(42)
+    outside = torch.get_rng_state()
+    pixels, _ = datamodule.on_before_batch_transfer(_undecoded(samples), 0)
+    assert torch.equal(torch.get_rng_state(), outside)  # training's own draws are untouched
+    return pixels
+
+
+def test_each_process_draws_its_own_augmentations(tmp_path: Path) -> None:
+    samples = _photos(tmp_path / "photos", 6)
+    first, again = _training_views(samples, 0), _training_views(samples, 0)
+    assert torch.equal(first, again)  # reproducible from the seed
+    assert not torch.equal(first, _training_views(samples, 1))
+
+
+def test_device_errors_are_raised_not_counted_as_broken_files(tmp_path: Path, monkeypatch) -> None:
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(device_decoding, "decode_jpeg", out_of_memory)
+    failures: dict[Path, str] = {}
+    batch = _undecoded(_photos(tmp_path / "photos", 2))
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        decode_batch(batch, torch.device("cpu"), eval_transform(16), failures, 5)
+    assert failures == {}
+
+
+def test_a_jpeg_the_device_decoder_refuses_is_decoded_on_the_cpu(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """nvJPEG refuses some files that the CPU decoder takes: they are decoded there instead of
+    being counted as unreadable (the 'meta' device stands in for the GPU)."""
+    real = device_decoding.decode_jpeg
+
+    def device_refuses(data, mode, device="cpu"):
+        if torch.device(device).type != "cpu":
+            raise RuntimeError("nvjpegDecode failed: unsupported JPEG")
+        return real(data, mode=mode, device=device)
+
+    monkeypatch.setattr(device_decoding, "decode_jpeg", device_refuses)
+    failures: dict[Path, str] = {}
+    batch = _undecoded(_photos(tmp_path / "photos", 2))
+    pixels, _ = decode_batch(batch, torch.device("meta"), lambda image: image, failures, 0)
+    assert pixels.shape == (2, 3, 48, 48) and pixels.device.type == "meta"
+    assert failures == {}

@@ -7,7 +7,13 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from src.data.transforms import OnPILImage, eval_transform, train_transform
+from src.data.transforms import (
+    OnPILImage,
+    RandomRotationAndFlip,
+    eval_transform,
+    rotate_batch,
+    train_transform,
+)
 
 
 def _image(height: int, width: int, pixel_major: bool) -> torch.Tensor:
@@ -41,7 +47,6 @@ def test_transforms_give_uint8_squares(pixel_major: bool) -> None:
     transforms = [
         train_transform(32),
         train_transform(32, rotation_degrees=0),
-        train_transform(32, rotate_on_pil=False),
         eval_transform(32),
     ]
     for transform in transforms:
@@ -51,3 +56,21 @@ def test_transforms_give_uint8_squares(pixel_major: bool) -> None:
     augmented = torch.stack([train_transform(32)(image) for _ in range(4)])
     assert not all(torch.equal(augmented[0], other) for other in augmented[1:])
     assert torch.equal(eval_transform(32)(image), eval_transform(32)(image))
+
+
+@pytest.mark.parametrize("degrees", [90.0, 15.0, -10.0, 7.5])
+def test_batch_rotation_gives_torchvisions_pixels(degrees: float) -> None:
+    images = torch.randint(0, 256, (3, 3, 17, 17), dtype=torch.uint8)
+    expected = torch.stack([v2.functional.rotate(image, degrees) for image in images])
+    assert torch.equal(rotate_batch(images, torch.full((3,), degrees)), expected)
+
+
+def test_batch_rotation_and_flip_draw_per_image() -> None:
+    images = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8).expand(64, -1, -1, -1)
+    torch.manual_seed(0)
+    flipped = RandomRotationAndFlip(degrees=0, horizontal_flip=True)(images)
+    mirrored = (flipped == images.flip(-1)).flatten(1).all(dim=1)
+    assert 16 < int(mirrored.sum()) < 48  # about half of them
+    rotated = RandomRotationAndFlip(degrees=30, horizontal_flip=False)(images)
+    assert len({image.numpy().tobytes() for image in rotated}) > 32  # an angle each (close ones
+    # give the same nearest pixels at 16 px)
