@@ -64,9 +64,10 @@ def compute_features(
     model.eval()
     device = next(model.parameters()).device
     try:
-        for images, targets in progress(loader, "Computing backbone features"):
-            model(images.to(device))
-            labels.append(targets)
+        with torch.inference_mode():
+            for images, targets in progress(loader, "Computing backbone features"):
+                model(images.to(device, non_blocking=True))
+                labels.append(targets)
     finally:
         hook.remove()
         model.train(was_training)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import lightning as L
@@ -59,14 +61,26 @@ class CachedFeatureDataModule(L.LightningDataModule):
 
     def datasets(self) -> tuple[TensorDataset, TensorDataset]:
         if self._datasets is None:
-            self._datasets = cached_features(self.images, self.trainer.lightning_module, self.cache)
+            self._datasets = cached_features(
+                self.images,
+                self.trainer.lightning_module,
+                self.cache,
+                precision=str(self.trainer.precision),
+                precision_context=self.trainer.precision_plugin.forward_context,
+            )
         return self._datasets
 
 
 def cached_features(
-    images: ImageFolderDataModule, model: Any, cache: FeatureCache
+    images: ImageFolderDataModule,
+    model: Any,
+    cache: FeatureCache,
+    precision: str = "32-true",
+    precision_context: Callable[[], AbstractContextManager] = nullcontext,
 ) -> tuple[TensorDataset, TensorDataset]:
-    """(train, val) features under the model's current backbone weights, on its device.
+    """(train, val) features under the model's current backbone weights, on its device, computed
+    under the trainer's precision (`precision_context`, e.g. autocast for bf16-mixed), as the
+    backbone would run in training.
 
     `model` is an `ImageClassifier` (its `net`, `head_name` and `hparams.model`). Both splits use
     the deterministic validation transform (resize + center crop): augmented views would differ
@@ -80,6 +94,7 @@ def cached_features(
         "transform": repr(eval_transform(images.image_size)),
         "decoding": DECODING,
         "normalisation": f"{model.hparams.model['mean']}|{model.hparams.model['std']}",
+        "precision": precision,
     }
     train, val = images.train_samples, images.val_samples
     key = cache_key(**common, train=files_fingerprint(train), val=files_fingerprint(val))
@@ -87,7 +102,8 @@ def cached_features(
     def compute() -> dict[str, torch.Tensor]:
         # One pass over both splits: one loader start-up, batches as large as fit comfortably.
         loader = images.eval_loader([*train, *val], max(images.batch_size, FEATURE_BATCH_SIZE))
-        features, labels = compute_features(model, model.head, loader)
+        with precision_context():
+            features, labels = compute_features(model, model.head, loader)
         return {
             "train_features": features[: len(train)],
             "train_labels": labels[: len(train)],

@@ -100,3 +100,23 @@ def test_cache_needs_a_fixed_backbone(make_config, folder_overrides) -> None:
     cfg = make_config([*folder_overrides, "freeze=layer4", "+freeze.cache_features=true"])
     with pytest.raises(UserError, match="cache_features=true needs a fixed backbone"):
         train(cfg)
+
+
+def test_features_are_computed_under_the_trainers_precision(
+    make_config, folder_overrides, tmp_path: Path
+) -> None:
+    features = {}
+    cache_dir = tmp_path / "data" / ".cache" / "features"
+    for precision in ("32-true", "bf16-mixed"):
+        before = set(cache_dir.glob("*.pt"))
+        overrides = ["freeze=all", "freeze.cache_features=true", f"trainer.precision={precision}"]
+        cfg = make_config(
+            [*folder_overrides, *overrides, f"paths.output_dir={tmp_path / precision}"]
+        )
+        train(cfg)
+        (new,) = set(cache_dir.glob("*.pt")) - before  # a cache of its own
+        features[precision] = torch.load(new, weights_only=True)["train_features"]
+    bf16 = features["bf16-mixed"]
+    assert torch.equal(bf16, bf16.bfloat16().float())  # the backbone ran under autocast
+    full = features["32-true"]
+    assert not torch.equal(full, full.bfloat16().float())
