@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from omegaconf import OmegaConf
 
 from src.utils.errors import require_int, require_number
@@ -24,6 +25,17 @@ def scaled_lr(base_lr: float, base_batch_size: int, batch_size: int) -> float:
     return base_lr * batch_lr_factor(batch_size, base_batch_size)
 
 
+def gpu_precision() -> str:
+    """`trainer=gpu`'s precision: bf16-mixed where the GPU computes in bfloat16, else 16-mixed
+    (loss scaling on GPUs older than Ampere). Without a GPU, bf16-mixed: the GPU check refuses
+    the run anyway."""
+    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        return "16-mixed"
+    return "bf16-mixed"
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("scaled_lr"):
         OmegaConf.register_new_resolver("scaled_lr", scaled_lr)
+    if not OmegaConf.has_resolver("gpu_precision"):
+        OmegaConf.register_new_resolver("gpu_precision", gpu_precision)

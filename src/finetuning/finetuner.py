@@ -32,8 +32,14 @@ class FineTuner:
         #: Entries of the unfreezing schedule taken so far, in order.
         self.unfrozen: list[str] = []
         #: BatchNorm layers whose running statistics stay those of the starting weights.
-        self.frozen_batchnorms: list[_BatchNorm] = []
+        self.frozen_batchnorm_names: list[str] = []
         self._apply()
+
+    @property
+    def frozen_batchnorms(self) -> list[_BatchNorm]:
+        """Looked up by name each time: `sync_batchnorm` replaces the BatchNorm modules with
+        SyncBatchNorm ones after the model is built, and those must stay frozen too."""
+        return [self.net.get_submodule(name) for name in self.frozen_batchnorm_names]
 
     @classmethod
     def from_config(
@@ -52,7 +58,7 @@ class FineTuner:
     def _apply(self) -> None:
         policy = self.policy.unfrozen(self.net, self.unfrozen)
         policy.apply(self.net, self.head_name)
-        self.frozen_batchnorms = policy.frozen_batchnorms(self.net, self.head_name)
+        self.frozen_batchnorm_names = policy.frozen_batchnorm_names(self.net, self.head_name)
         self.hold_frozen_batchnorms()
 
     def hold_frozen_batchnorms(self) -> None:

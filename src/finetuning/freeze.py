@@ -120,12 +120,12 @@ class FreezePolicy:
         for name, parameter in net.named_parameters():
             parameter.requires_grad_(name in trainable)
 
-    def frozen_batchnorms(self, net: nn.Module, head_name: str) -> list[_BatchNorm]:
+    def frozen_batchnorm_names(self, net: nn.Module, head_name: str) -> list[str]:
         """BatchNorm layers that must stay in eval mode while the rest of the network trains."""
         if self.train_bn:
             return []
         return [
-            module
+            name
             for name, module in net.named_modules()
             if isinstance(module, _BatchNorm) and self.is_frozen(name, head_name)
         ]

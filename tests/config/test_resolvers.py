@@ -1,8 +1,10 @@
-"""`${scaled_lr:...}`: SGD's learning rate follows the batch size unless a number is given."""
+"""Resolvers: `${scaled_lr:...}` (SGD's learning rate follows the batch size unless a number is
+given) and `${gpu_precision:}`; the trainer presets that use them."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 
 @pytest.mark.parametrize(
@@ -24,3 +26,17 @@ def test_sgd_learning_rate_follows_the_batch_size(make_config, overrides, lr) ->
 def test_one_cycle_peaks_at_the_scaled_learning_rate(make_config) -> None:
     cfg = make_config(["scheduler=onecycle", "data.batch_size=64"])
     assert cfg.scheduler.scheduler.max_lr == pytest.approx(0.004)
+
+
+@pytest.mark.parametrize(("bf16", "precision"), [(True, "bf16-mixed"), (False, "16-mixed")])
+def test_gpu_trainer_takes_the_mixed_precision_the_gpu_supports(
+    make_config, monkeypatch, bf16: bool, precision: str
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    cfg = make_config(["trainer=gpu"])
+    assert cfg.trainer.precision == precision and cfg.trainer.benchmark is True
+
+
+def test_ddp_trainer_does_not_sync_batchnorm_by_default(make_config) -> None:
+    assert make_config(["trainer=ddp"]).trainer.sync_batchnorm is False

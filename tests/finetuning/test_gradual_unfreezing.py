@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from lightning.pytorch.callbacks import Callback
+from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from src.models.classifier import ImageClassifier
@@ -122,6 +123,17 @@ def test_frozen_batchnorm_of_later_blocks_stays_in_eval_mode() -> None:
     assert not model.net.layer3[0].bn1.training and not model.net.bn1.training
     frozen = model.finetuner.frozen_batchnorms
     assert frozen and all(not m.training for m in frozen if isinstance(m, _BatchNorm))
+
+
+def test_frozen_batchnorm_stays_frozen_after_conversion_to_sync_batchnorm() -> None:
+    """`trainer.sync_batchnorm=true`: Lightning swaps every BatchNorm for a SyncBatchNorm after
+    the model is built; the frozen ones must stay in eval mode all the same."""
+    model = build_classifier(["layer4"], **SGD_32PX)
+    assert nn.SyncBatchNorm.convert_sync_batchnorm(model) is model  # as Lightning's LayerSync
+    model.train()
+    assert isinstance(model.net.layer3[0].bn1, nn.SyncBatchNorm)
+    assert not model.net.layer3[0].bn1.training and not model.net.bn1.training
+    assert model.net.layer4[0].bn1.training
 
 
 def test_rest_unfreezes_everything_still_frozen() -> None:
