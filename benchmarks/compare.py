@@ -29,7 +29,12 @@ from hydra.errors import ConfigCompositionException
 from benchmarks.ceiling import run_ceiling
 from benchmarks.cli import add_output_arguments, add_source_arguments
 from benchmarks.data import SHARED_WEIGHTS, make_split, resolve_source
-from benchmarks.project import compose_train_config, project_overrides, run_project
+from benchmarks.project import (
+    compose_train_config,
+    project_overrides,
+    run_project,
+    with_default_callbacks,
+)
 from benchmarks.reference import ReferenceSettings, run_reference
 from benchmarks.report import environment, fmt, fmt_ratio, header_lines, ratio, write_json
 from benchmarks.timing import RunTimes
@@ -40,7 +45,9 @@ from src.utils.errors import UserError
 
 log = logging.getLogger("benchmarks.compare")
 
-RUNS = ("reference", "project", "ceiling")
+#: `project`: training and validation alone; `project_defaults`: as `python -m src.train` runs by
+#: default (checkpoints, NaN check, figures, loggers, the best checkpoint's report).
+RUNS = ("reference", "project", "project_defaults", "ceiling")
 #: The tutorial's `DataLoader(..., num_workers=4)`.
 TUTORIAL_WORKERS = 4
 #: Seeds the choice of images and their split (the project's default seed).
@@ -155,6 +162,7 @@ def reference_settings(
         rotation_degrees=float(cfg.data.augment.rotation_degrees),
         weights=weights,
         seed=cfg.seed if cfg.seed is not None else 0,
+        device="cpu" if runs_on_cpu(cfg.trainer) else "cuda",
     )
 
 
@@ -170,19 +178,22 @@ def summarise(settings: dict[str, Any], runs: dict[str, RunTimes]) -> dict[str, 
         times = runs.get(name)
         return (None, None) if times is None else (times.train_rate, times.val_rate)
 
-    project, reference, ceiling = rates("project"), rates("reference"), rates("ceiling")
+    pairs = [
+        ("project", "reference"),
+        ("project_defaults", "reference"),
+        ("project", "ceiling"),
+        ("project_defaults", "ceiling"),
+    ]
     return {
         "settings": settings,
         "runs": {name: t.as_dict() for name, t in runs.items()},
         "ratios": {
-            "project_over_reference": {
-                "train": ratio(project[0], reference[0]),
-                "val": ratio(project[1], reference[1]),
-            },
-            "project_over_ceiling": {
-                "train": ratio(project[0], ceiling[0]),
-                "val": ratio(project[1], ceiling[1]),
-            },
+            f"{a}_over_{b}": {
+                "train": ratio(rates(a)[0], rates(b)[0]),
+                "val": ratio(rates(a)[1], rates(b)[1]),
+            }
+            for a, b in pairs
+            if a in runs and b in runs
         },
     }
 
@@ -286,8 +297,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 log.info("Running %s (round %d of %d)", name, round_index + 1, args.repeats)
                 if name == "reference":
                     times = run_reference(split.root, reference)
-                elif name == "project":
-                    times = run_project(overrides, work_dir / f"project-{round_index}")
+                elif name in ("project", "project_defaults"):
+                    chosen = overrides if name == "project" else with_default_callbacks(overrides)
+                    times = run_project(chosen, work_dir / f"{name}-{round_index}")
                 else:
                     times = run_ceiling(cfg, split.classes, args.ceiling_steps)
                 rounds[name].append(times)

@@ -20,8 +20,15 @@ QUIET = [
     "+trainer.enable_progress_bar=false",
     "+trainer.enable_checkpointing=false",
     "+trainer.enable_model_summary=false",
-    "trainer.accelerator=cpu",
 ]
+
+#: As a user runs it by default, but for the progress bar (nobody watches it here).
+DEFAULT_CALLBACKS = ["~callbacks.progress_bar"]
+
+
+def with_default_callbacks(overrides: Sequence[str]) -> list[str]:
+    """`overrides` with the project's default callbacks and loggers instead of none."""
+    return [o for o in overrides if o not in QUIET] + DEFAULT_CALLBACKS
 
 
 def compose_train_config(overrides: Sequence[str], work_dir: Path) -> DictConfig:
@@ -51,6 +58,7 @@ def project_overrides(
         f"data.image_size={image_size}",
         f"data.batch_size={batch_size}",
         f"trainer.max_epochs={epochs}",
+        "trainer.accelerator=cpu",
         *QUIET,
     ]
     if workers is not None:

@@ -42,6 +42,7 @@ class ReferenceSettings:
     rotation_degrees: float = 15
     weights: Path | None = None
     seed: int = 42
+    device: str = "cpu"  # the project's: the reference runs where the project runs
 
 
 def data_transforms(s: ReferenceSettings) -> dict[str, transforms.Compose]:
@@ -112,6 +113,7 @@ def run_reference(data_dir: Path, s: ReferenceSettings) -> RunTimes:
         for x in ("train", "val")
     }
     model, frozen_bn = build_model(s, len(image_datasets["train"].classes))
+    model = model.to(s.device)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(
         [p for p in model.parameters() if p.requires_grad], lr=s.lr, momentum=s.momentum
@@ -127,6 +129,7 @@ def run_reference(data_dir: Path, s: ReferenceSettings) -> RunTimes:
             phase_started = time.perf_counter()
             running_corrects = 0
             for inputs, labels in dataloaders[phase]:
+                inputs, labels = inputs.to(s.device), labels.to(s.device)
                 optimizer.zero_grad()
                 with torch.set_grad_enabled(phase == "train"):
                     outputs = model(inputs)

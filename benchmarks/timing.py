@@ -104,7 +104,8 @@ class PhaseTimer(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
-        self.times.train_images += batch_size_of(batch)
+        # Every DDP process takes a batch of the same size per step: images of all of them.
+        self.times.train_images += batch_size_of(batch) * trainer.world_size
         self._last_train_batch_end = self._now()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -115,7 +116,7 @@ class PhaseTimer(Callback):
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
         if not trainer.sanity_checking:
-            self.times.val_images += batch_size_of(batch)
+            self.times.val_images += batch_size_of(batch) * trainer.world_size
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # The validation loader's iterator is made before any validation hook, so validation
@@ -126,6 +127,8 @@ class PhaseTimer(Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         accuracy = trainer.callback_metrics.get("val/acc")
         self.times.val_acc = None if accuracy is None else float(accuracy)
+        if not trainer.is_global_zero:
+            return
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self.output.write_text(json.dumps(asdict(self.times)), encoding="utf-8")
 

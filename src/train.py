@@ -13,6 +13,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from src.callbacks.checkpoints import AtomicCheckpointIO, checkpoint_to_resume
+from src.callbacks.requeue import record_slurm_job
 from src.callbacks.run_summary import RunSummary
 from src.config.checks import check_train_config
 from src.config.hparams import RESULT_METRICS, compared_settings
@@ -28,6 +29,9 @@ from src.utils.errors import exit_on_user_error
 
 log = logging.getLogger(__name__)
 
+#: Config groups that each add one callback when chosen (`weight_averaging=ema`).
+OPT_IN_CALLBACKS = ("weight_averaging", "early_stopping")
+
 #: Exit status after a SIGTERM that was handled (checkpoint saved): 128 + 15, as shells report it.
 EXIT_SIGTERM = 143
 
@@ -37,7 +41,9 @@ def train(cfg: DictConfig) -> float | None:
     quiet_known_messages()
     check_train_config(cfg)
     run_dir, log_dir = Path(cfg.paths.output_dir), Path(cfg.paths.log_dir)
-    ckpt_path = checkpoint_to_resume(cfg.ckpt_path, cfg.get("resume"), log_dir, run_dir)
+    overrides = overrides_of_this_run()
+    ckpt_path = checkpoint_to_resume(cfg.ckpt_path, cfg.get("resume"), log_dir, run_dir, overrides)
+    record_slurm_job(run_dir, overrides)
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -50,7 +56,8 @@ def train(cfg: DictConfig) -> float | None:
         log.info("Resuming from %s", ckpt_path)
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks"))
-    run_summary = RunSummary(run_dir, {"overrides": overrides_of_this_run()})
+    callbacks += [build_from_config(cfg[name]) for name in OPT_IN_CALLBACKS if cfg.get(name)]
+    run_summary = RunSummary(run_dir, {"overrides": overrides})
     trainer = build_trainer(cfg, [*callbacks, run_summary], loggers)
     log_hyperparameters(loggers, cfg)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import compare, decode
+from benchmarks import compare, decode, gpu_check
 from benchmarks.ceiling import autocast_for, ceiling_device
 from benchmarks.data import generate_jpegs, make_split
-from benchmarks.project import compose_train_config
+from benchmarks.project import compose_train_config, project_overrides, with_default_callbacks
 
 
 def test_split_gives_both_sides_the_same_balanced_files(tmp_path: Path) -> None:
@@ -44,11 +44,18 @@ def test_compare_runs_end_to_end_and_writes_every_field(tmp_path: Path, capsys) 
     assert report["settings"]["reference_batch_size"] == 2
     assert report["settings"]["reference_lr"] == pytest.approx(0.001 / 2**0.5)
     assert report["settings"]["workers"] == report["settings"]["reference_workers"] == 0
-    assert list(report["runs"]) == ["reference", "project", "ceiling"]
+    assert list(report["runs"]) == ["reference", "project", "project_defaults", "ceiling"]
+    assert set(report["ratios"]) == {
+        "project_over_reference",
+        "project_defaults_over_reference",
+        "project_over_ceiling",
+        "project_defaults_over_ceiling",
+    }
     for name, run in report["runs"].items():
         assert run["train_images_per_s"] > 0 and run["val_images_per_s"] > 0, name
         assert run["wall_s"] > 0 and run["threads"] == report["environment"]["torch_threads"]
         assert run["val_acc"] is None if name == "ceiling" else 0 <= run["val_acc"] <= 1
+    assert report["runs"]["project_defaults"]["train_images"] == report["settings"]["train_images"]
     assert report["runs"]["project"]["train_images"] == report["settings"]["train_images"]
     assert 0 < report["runs"]["project"]["data_wait_fraction"] < 1  # no workers: it all waits
     assert report["runs"]["reference"]["data_wait_fraction"] is None
@@ -108,3 +115,34 @@ def test_reference_loads_with_the_tutorials_workers_unless_told(monkeypatch) -> 
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(2)), raising=False)
     assert compare.reference_workers(None) == 2  # at most one per core
     assert compare.reference_workers(0) == 0
+
+
+@pytest.mark.slow
+def test_gpu_check_passes_every_path_in_its_cpu_form(tmp_path: Path, capsys) -> None:
+    output = tmp_path / "check.json"
+    status = gpu_check.main(
+        [
+            "--cpu", "--model", "resnet18", "--image-size", "32", "--batch-size", "4",
+            "--steps", "3", "--images-per-class", "6", "--source-size", "40",
+            "--work-dir", str(tmp_path / "work"), "--json", str(output),
+        ]
+    )  # fmt: skip
+    outcomes = {o["path"]: o for o in json.loads(output.read_text())}
+    assert status == 0, [(o["path"], o["error"]) for o in outcomes.values() if not o["passed"]]
+    assert {"precision bf16-true", "bf16-mixed, DDP on 2 devices", "evaluate", "predict"} <= set(
+        outcomes
+    )
+    assert "bf16-mixed, decoding on the device" in outcomes
+    trained = [o for o in outcomes.values() if o["data_wait"] is not None]
+    assert len(trained) == 7 and all(o["images_per_s"] > 0 for o in trained)
+    assert "| evaluate | pass |" in capsys.readouterr().out
+
+
+def test_the_defaults_run_keeps_what_users_run(tmp_path: Path) -> None:
+    overrides = project_overrides(tmp_path, "resnet18", "all", 32, 4, 0, 1, None)
+    quiet = compose_train_config(overrides, tmp_path)
+    assert not quiet.callbacks and not quiet.logger
+    defaults = compose_train_config(with_default_callbacks(overrides), tmp_path)
+    checks = {"best_checkpoint", "last_checkpoint", "stop_on_nonfinite_loss", "tensorboard_figures"}
+    assert checks <= set(defaults.callbacks) and "progress_bar" not in defaults.callbacks
+    assert defaults.logger and defaults.trainer.accelerator == "cpu"

@@ -16,6 +16,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from src.callbacks.requeue import requeued_checkpoint
 from src.utils.devices import is_launcher_process
 from src.utils.errors import UserError, one_line
 from src.utils.io import atomic_output
@@ -112,13 +113,21 @@ class CheckpointOnSigterm(Callback):
 
 
 def checkpoint_to_resume(
-    ckpt_path: str | None, resume: str | None, log_dir: Path, run_dir: Path
+    ckpt_path: str | None,
+    resume: str | None,
+    log_dir: Path,
+    run_dir: Path,
+    overrides: list[str] | None = None,
 ) -> str | None:
-    """`ckpt_path`, or the `last.ckpt` that `resume=<run dir>|latest` stands for; refuses a run
-    dir that already holds another run's checkpoints."""
-    if resume:
-        if ckpt_path:
-            raise UserError("give either resume=<run dir> or ckpt_path=<file>, not both")
+    """The newest checkpoint of a requeued SLURM job's earlier start (see `requeue`), else
+    `ckpt_path`, or the `last.ckpt` that `resume=<run dir>|latest` stands for; refuses a run dir
+    that already holds another run's checkpoints."""
+    if resume and ckpt_path:
+        raise UserError("give either resume=<run dir> or ckpt_path=<file>, not both")
+    requeued = requeued_checkpoint(log_dir, run_dir, overrides or [])
+    if requeued is not None:
+        ckpt_path = str(requeued)
+    elif resume:
         ckpt_path = str(find_resume_checkpoint(str(resume), log_dir, run_dir))
     refuse_used_run_dir(run_dir, resuming=ckpt_path is not None)
     if ckpt_path is not None:

@@ -297,6 +297,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         shuffle: bool,
         sampler: Sampler | None = None,
         batch_size: int | None = None,
+        drop_last: bool = False,
     ) -> DataLoader:
         workers = self.loader_workers
         return DataLoader(
@@ -307,13 +308,18 @@ class ImageFolderDataModule(L.LightningDataModule):
             num_workers=workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and workers > 0,
-            drop_last=False,
+            drop_last=drop_last,
             collate_fn=collate_undecoded if self.decode_on_device else None,
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled; the last incomplete batch of an epoch is dropped when each process has a
+        full one: a batch of one image breaks training BatchNorm on small feature maps."""
         sampler = self.balanced_sampler() if self.balance_classes else None
-        return self._loader(self.train_dataset(), shuffle=True, sampler=sampler)
+        dataset = self.train_dataset()
+        processes = self.trainer.world_size if self.trainer is not None else 1
+        full_batch = len(dataset) // processes >= self.batch_size
+        return self._loader(dataset, shuffle=True, sampler=sampler, drop_last=full_batch)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset(), shuffle=False)

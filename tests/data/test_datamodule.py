@@ -190,3 +190,16 @@ def test_several_processes_on_a_node_share_its_cores(monkeypatch) -> None:
         strategy=SimpleNamespace(root_device=torch.device("cuda")), num_devices=4
     )
     assert dm.loader_workers == 4
+
+
+@pytest.mark.parametrize("processes", [1, 3])
+def test_training_batches_are_never_a_single_image(stripes_root: Path, processes: int) -> None:
+    """A batch size that leaves one image over: that image's batch is dropped when each process
+    has a full batch, kept when it has not (a tiny data set still trains)."""
+    images = len(ready_datamodule(stripes_root).train_samples)
+    dm = ready_datamodule(stripes_root, batch_size=images - 1)
+    dm.trainer = SimpleNamespace(world_size=processes)
+    loader = dm.train_dataloader()
+    assert loader.drop_last == (processes == 1)
+    if processes == 1:
+        assert [len(labels) for _, labels in loader] == [images - 1]

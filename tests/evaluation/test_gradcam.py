@@ -52,7 +52,7 @@ def test_the_heat_of_a_trained_model_sits_on_the_deciding_patch(make_config, tmp
             "data.persistent_workers=false",
             "optimizer=adamw",
             "scheduler=none",
-            "trainer.max_epochs=4",
+            "trainer.max_epochs=5",  # 20 steps: 4 full batches of 16 an epoch
             "callbacks=none",
             "+callbacks.best._target_=lightning.pytorch.callbacks.ModelCheckpoint",
             f"+callbacks.best.dirpath={tmp_path / 'checkpoints'}",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -46,3 +48,23 @@ class RecordSignalHandlers(Callback):
             "SIGUSR1": signal.getsignal(signal.SIGUSR1),
             "SIGTERM": signal.getsignal(signal.SIGTERM),
         }
+
+
+class RequeueSignalThenDie(Callback):
+    """At `at_step`, sends this process SLURM's requeue signal (SIGUSR1: Lightning saves
+    `hpc_ckpt_N.ckpt` and calls `scontrol requeue`), then dies as the requeued job's first start
+    is killed."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step != self.at_step:
+            return
+        os.kill(os.getpid(), signal.SIGUSR1)
+        deadline = time.monotonic() + 60
+        while not list(Path(trainer.default_root_dir).glob("hpc_ckpt_*.ckpt")):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        os._exit(137)

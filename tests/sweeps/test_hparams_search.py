@@ -121,6 +121,7 @@ def test_slurm_launcher_follows_the_trainer(
 
     def fake_map_array(executor: submitit.AutoExecutor, fn: Any, *args: Any) -> list[Any]:
         submitted["sbatch"] = executor._executor._make_submission_file_text("<command>", "uid")
+        submitted["max_num_timeout"] = executor._executor.max_num_timeout
         ret = JobReturn(_return_value=0.5, status=JobStatus.COMPLETED)
         return [type("Job", (), {"results": lambda self: [ret]})() for _ in args[0]]
 
@@ -140,8 +141,10 @@ def test_slurm_launcher_follows_the_trainer(
         "#SBATCH --time=240",
         "#SBATCH --partition=gpu",
         "#SBATCH --job-name=train",
+        "#SBATCH --signal=USR2@120",  # submitit requeues the job before its time limit
     ):
         assert line in sbatch
+    assert submitted["max_num_timeout"] == 3
     assert any(
         line.startswith(f"#SBATCH --output={tmp_path / 'sweep'}/.submitit/") for line in sbatch
     )
