@@ -11,7 +11,9 @@ from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 from torch import nn
 
+from src.finetuning.blocks import last_blocks
 from src.finetuning.freeze import FreezePolicy
+from src.finetuning.head import find_head
 from src.models.network import classification_model_names
 from src.utils.devices import runs_on_cpu
 from src.utils.errors import (
@@ -59,6 +61,8 @@ def check_freeze(net: nn.Module, freeze_cfg: DictConfig) -> None:
             f"freeze.trainable={trainable!r} must be a list of child names, e.g. [layer3,layer4], "
             "or null for the whole network"
         )
+    if freeze_cfg.get("trainable_blocks") is not None:
+        trainable = last_blocks(net, find_head(net), freeze_cfg["trainable_blocks"])
     if freeze_cfg.get("cache_features") and (
         trainable != [] or freeze_cfg.get("train_bn") or freeze_cfg.get("unfreeze_at")
     ):

@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from src.finetuning.blocks import last_blocks
 from src.finetuning.freeze import FreezePolicy, UnfreezeStep
 from src.finetuning.optimization import named_groups
 from src.utils.errors import UserError
@@ -49,9 +50,13 @@ class FineTuner:
         freeze: Mapping[str, Any],
         backbone_lr_mult: float = 1.0,
     ) -> FineTuner:
-        """From the `freeze` config group (`trainable`, `train_bn`, `unfreeze_at`)."""
+        """From the `freeze` config group (`trainable`, or `trainable_blocks` counted from the
+        output end; `train_bn`, `unfreeze_at`)."""
+        trainable = freeze.get("trainable")
+        if freeze.get("trainable_blocks") is not None:
+            trainable = last_blocks(net, head_name, freeze["trainable_blocks"])
         policy = FreezePolicy.from_config(
-            freeze.get("trainable"), freeze.get("train_bn", False), freeze.get("unfreeze_at")
+            trainable, freeze.get("train_bn", False), freeze.get("unfreeze_at")
         )
         return cls(net, head_name, policy, backbone_lr_mult)
 

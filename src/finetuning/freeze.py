@@ -17,7 +17,8 @@ REST = "rest"
 
 @dataclass(frozen=True)
 class FreezePolicy:
-    """`trainable` names the top-level children that train (None: all); the head always trains.
+    """`trainable` names the modules that train (None: all), top-level children or any dotted
+    module name (`freeze.trainable_blocks` fills it with the last blocks); the head always trains.
 
     BatchNorm layers inside frozen parts are kept in eval mode, so their running statistics stay
     those of the pretrained network, unless `train_bn` is set: then they train fully (weights and
@@ -41,14 +42,16 @@ class FreezePolicy:
         return cls(None if trainable is None else tuple(trainable), bool(train_bn), schedule)
 
     def validate(self, net: nn.Module) -> None:
-        """Refuse names that are not top-level children of `net`, listing the valid ones, and
+        """Refuse names that are not modules of `net`, listing its top-level children, and
         unfreezing schedules that cannot take effect."""
         children = [name for name, _ in net.named_children()]
-        unknown = [name for name in self.trainable or () if name not in children]
+        modules = {name for name, _ in net.named_modules()}
+        unknown = [name for name in self.trainable or () if name not in modules]
         if unknown:
             raise UserError(
-                f"freeze.trainable names {unknown} but {type(net).__name__} has no such child; "
-                f"valid names: {', '.join(children)}"
+                f"freeze.trainable names {unknown} but {type(net).__name__} has no such module; "
+                f"valid names: {', '.join(children)} (or a dotted module name; "
+                "freeze.trainable_blocks=N trains the last N blocks of any model)"
             )
         if not self.unfreeze_at:
             return
@@ -57,7 +60,7 @@ class FreezePolicy:
                 "freeze.unfreeze_at needs frozen parts to unfreeze, but freeze.trainable is null "
                 "(everything trains); use freeze=gradual or set freeze.trainable=[]"
             )
-        unknown = [n for n, _ in self.unfreeze_at if n not in children and n != REST]
+        unknown = [n for n, _ in self.unfreeze_at if n not in modules and n != REST]
         if unknown:
             raise UserError(
                 f"freeze.unfreeze_at names {unknown} but {type(net).__name__} has no such child; "
@@ -83,8 +86,8 @@ class FreezePolicy:
             UnfreezeStep(name, epoch, rest if name == REST else (name,))
             for name, epoch in self.unfreeze_at
         ]
-        position = {name: index for index, name in enumerate(order)}
-        return sorted(steps, key=lambda step: (step.epoch, position.get(step.name, len(order))))
+        position = {name: index for index, (name, _) in enumerate(net.named_modules())}
+        return sorted(steps, key=lambda step: (step.epoch, position.get(step.name, len(position))))
 
     def unfrozen(self, net: nn.Module, names: Iterable[str]) -> FreezePolicy:
         """The policy once the scheduled entries `names` have been unfrozen."""
@@ -100,7 +103,9 @@ class FreezePolicy:
             return False
         if in_head(module_name, head_name):
             return False
-        return module_name.split(".", 1)[0] not in self.trainable
+        return not any(
+            module_name == name or module_name.startswith(name + ".") for name in self.trainable
+        )
 
     def trainable_names(self, net: nn.Module, head_name: str) -> set[str]:
         """Dotted names of the parameters that train under this policy."""
