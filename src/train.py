@@ -20,6 +20,7 @@ from src.config.hparams import RESULT_METRICS, compared_settings
 from src.config.instantiation import build_from_config, instantiate_group, to_plain
 from src.finetuning.feature_cache import FeatureCache
 from src.finetuning.feature_data import CachedFeatureDataModule
+from src.finetuning.lr_finder import find_learning_rate
 from src.models.classifier import ImageClassifier
 from src.sweeps.ddp import launch_extra_processes_as_this_job
 from src.sweeps.jobs import overrides_of_this_run, record_failure_in_sweeps
@@ -59,6 +60,10 @@ def train(cfg: DictConfig) -> float | None:
     callbacks += [build_from_config(cfg[name]) for name in OPT_IN_CALLBACKS if cfg.get(name)]
     run_summary = RunSummary(run_dir, {"overrides": overrides})
     trainer = build_trainer(cfg, [*callbacks, run_summary], loggers)
+    if cfg.get("tune") and ckpt_path is None:
+        find_learning_rate(trainer, model, datamodule, cfg.tune, run_dir)
+    elif cfg.get("tune"):
+        log.info("tune=lr_find is skipped when resuming: the checkpoint's optimizer holds the rate")
     log_hyperparameters(loggers, cfg)
 
     try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from src.data.samples import (
     write_file_list,
 )
 from src.data.transforms import (
+    batch_mixing,
     device_train_transforms,
     eval_pipeline,
     eval_transform,
@@ -96,6 +99,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.split_seed = 0 if split_seed is None else split_seed
         self.max_pixels = max_pixels
         self.augment = dict(augment or {})
+        train_transform(image_size, **self.augment)  # a wrong setting: refused before any scan
+        batch_mixing(2, **self.batch_mixing_settings)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.file_list_dir = Path(file_list_dir) if file_list_dir else None
         self.max_read_failures = max_read_failures
@@ -255,6 +260,23 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     def train_transform(self) -> v2.Transform:
         return train_transform(self.image_size, **self.augment)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """MixUp / CutMix of training batches (`data.augment.mixup`, `cutmix`), on the device."""
+        mixing = self.mixing
+        if mixing is None or self.trainer is None or not self.trainer.training:
+            return batch
+        images, labels = batch
+        return mixing(images, labels)
+
+    @functools.cached_property
+    def mixing(self) -> Callable | None:
+        """MixUp / CutMix over the classes found, or None."""
+        return batch_mixing(len(self.class_names), **self.batch_mixing_settings)
+
+    @property
+    def batch_mixing_settings(self) -> dict[str, float]:
+        return {key: self.augment[key] for key in ("mixup", "cutmix") if key in self.augment}
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """With `decode_on_device`, decode and transform the batch on the training device."""

@@ -8,11 +8,14 @@ rotation on a PIL image made from it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import v2
+
+from src.utils.errors import UserError, require_number
 
 
 class OnPILImage(torch.nn.Module):
@@ -47,25 +50,73 @@ def resize_size_for(image_size: int) -> int:
     return round(image_size / 0.875)
 
 
+#: `data.augment.policy`: an automatic augmentation policy after the crop (uint8 tensors).
+POLICIES: dict[str, Callable[[], v2.Transform]] = {
+    "trivial": v2.TrivialAugmentWide,
+    "randaugment": v2.RandAugment,
+}
+
+
+def policy_transform(policy: str | None) -> v2.Transform | None:
+    if policy in (None, "none"):
+        return None
+    if policy not in POLICIES:
+        raise UserError(
+            f"data.augment.policy={policy!r} is not an option; choose none, {', '.join(POLICIES)}"
+        )
+    return POLICIES[policy]()
+
+
+def erasing_transform(random_erasing: float) -> v2.Transform | None:
+    """RandomErasing with probability `random_erasing` (0: off), black rectangles as timm's."""
+    require_number(random_erasing, "data.augment.random_erasing", 0.0, 1.0)
+    return v2.RandomErasing(p=random_erasing, value=0) if random_erasing else None
+
+
+def batch_mixing(
+    num_classes: int, mixup: float = 0.0, cutmix: float = 0.0
+) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
+    """MixUp and/or CutMix of a training batch (torchvision's, Beta(alpha, alpha) mixing;
+    either one per batch when both are on), or None when both alphas are 0. uint8 images in and
+    out; labels become class probabilities [B, C]."""
+    require_number(mixup, "data.augment.mixup", 0.0)
+    require_number(cutmix, "data.augment.cutmix", 0.0)
+    choices = [v2.MixUp(alpha=mixup, num_classes=num_classes)] if mixup else []
+    choices += [v2.CutMix(alpha=cutmix, num_classes=num_classes)] if cutmix else []
+    if not choices:
+        return None
+    mix = choices[0] if len(choices) == 1 else v2.RandomChoice(choices)
+
+    def mixed(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels, probabilities = mix(images.float(), labels)
+        return pixels.round_().clamp_(0, 255).to(torch.uint8), probabilities
+
+    return mixed
+
+
 def train_transform(
     image_size: int,
     enabled: bool = True,
     crop_scale: Sequence[float] = (0.08, 1.0),
     rotation_degrees: float = 15,
     horizontal_flip: bool = True,
+    policy: str | None = None,
+    random_erasing: float = 0.0,
+    **batch_settings: Any,
 ) -> v2.Transform:
-    """RandomResizedCrop, RandomRotation and RandomHorizontalFlip, as in the tutorial, for one
-    image in a loader worker."""
+    """The tutorial's RandomResizedCrop, RandomRotation and RandomHorizontalFlip, for one image
+    in a loader worker; with `policy` (TrivialAugment, RandAugment) after the crop and
+    `random_erasing` last. (`batch_settings`, MixUp and CutMix, apply to batches.)"""
     if not enabled:
         return eval_transform(image_size)
-    steps: list[Callable[[torch.Tensor], torch.Tensor]] = [
-        v2.RandomResizedCrop(image_size, scale=tuple(crop_scale), antialias=True)
+    steps: list[Callable[[torch.Tensor], torch.Tensor] | None] = [
+        v2.RandomResizedCrop(image_size, scale=tuple(crop_scale), antialias=True),
+        policy_transform(policy),
+        OnPILImage(v2.RandomRotation(rotation_degrees)) if rotation_degrees else None,
+        v2.RandomHorizontalFlip() if horizontal_flip else None,
+        erasing_transform(random_erasing),
     ]
-    if rotation_degrees:
-        steps.append(OnPILImage(v2.RandomRotation(rotation_degrees)))
-    if horizontal_flip:
-        steps.append(v2.RandomHorizontalFlip())
-    return v2.Compose(steps)
+    return v2.Compose([step for step in steps if step is not None])
 
 
 def device_train_transforms(
@@ -74,13 +125,19 @@ def device_train_transforms(
     crop_scale: Sequence[float] = (0.08, 1.0),
     rotation_degrees: float = 15,
     horizontal_flip: bool = True,
+    policy: str | None = None,
+    random_erasing: float = 0.0,
+    **batch_settings: Any,
 ) -> tuple[v2.Transform, torch.nn.Module | None]:
-    """The same augmentation for images already on the training device: the crop per image
-    (each has its own size), then rotation and flip over the stacked batch in one call each."""
+    """The same augmentation for images already on the training device: the crop (and policy)
+    per image, each has its own size; then rotation and flip over the stacked batch in one call
+    each, and erasing per image."""
     if not enabled:
         return eval_transform(image_size), None
     crop = v2.RandomResizedCrop(image_size, scale=tuple(crop_scale), antialias=True)
-    return crop, RandomRotationAndFlip(rotation_degrees, horizontal_flip)
+    per_image = v2.Compose([step for step in (crop, policy_transform(policy)) if step is not None])
+    erasing = erasing_transform(random_erasing)
+    return per_image, RandomRotationAndFlip(rotation_degrees, horizontal_flip, erasing)
 
 
 class RandomRotationAndFlip(torch.nn.Module):
@@ -88,10 +145,13 @@ class RandomRotationAndFlip(torch.nn.Module):
     of a uint8 batch [B, 3, S, S], each one call for the batch: torchvision's per-image rotation
     copies a matrix to the device for every image. Angles and coin flips are drawn on the CPU."""
 
-    def __init__(self, degrees: float, horizontal_flip: bool) -> None:
+    def __init__(
+        self, degrees: float, horizontal_flip: bool, erasing: v2.Transform | None = None
+    ) -> None:
         super().__init__()
         self.degrees = float(degrees)
         self.horizontal_flip = horizontal_flip
+        self.erasing = erasing
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         count = images.shape[0]
@@ -100,6 +160,8 @@ class RandomRotationAndFlip(torch.nn.Module):
         if self.horizontal_flip:
             flip = (torch.rand(count) < 0.5).to(images.device, non_blocking=True)
             images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+        if self.erasing is not None:  # a rectangle of its own for each image
+            images = torch.stack([self.erasing(image) for image in images])
         return images
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -20,6 +21,8 @@ from src.finetuning.feature_cache import (
     files_fingerprint,
     weights_fingerprint,
 )
+
+log = logging.getLogger(__name__)
 
 #: Batch size for computing features: inference only, so larger than training batches is fine.
 FEATURE_BATCH_SIZE = 64
@@ -50,9 +53,20 @@ class CachedFeatureDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         self.images.trainer = self.trainer
         self.images.setup(stage)
+        if stage == "fit" and self.images.augment.get("enabled", True):
+            log.info(
+                "freeze.cache_features=true: the head trains on the features of center crops; "
+                "data.augment does not apply (freeze.cache_features=false trains on augmented "
+                "images)"
+            )
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled, or with `data.balance_classes` every class drawn equally often (the
+        features are in the order of the image data's training samples)."""
         train, _ = self.datasets()
+        if self.images.balance_classes:
+            sampler = self.images.balanced_sampler()
+            return DataLoader(train, batch_size=self.images.batch_size, sampler=sampler)
         return DataLoader(train, batch_size=self.images.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:

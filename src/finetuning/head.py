@@ -32,3 +32,19 @@ def replace_head(net: nn.Module, num_classes: int) -> str:
 def in_head(name: str, head_name: str) -> bool:
     """Whether the module, parameter or state-dict key `name` belongs to the head."""
     return name == head_name or name.startswith(head_name + ".")
+
+
+def dropout_before_head(net: nn.Module, head_name: str) -> list[float]:
+    """Probabilities of the Dropout layers just before the head in its Sequential (EfficientNet's
+    and MobileNet's classifiers): cached features are taken at the head's input in eval mode, so
+    training on them applies these itself, as the network would in training."""
+    parent_name, _, attribute = head_name.rpartition(".")
+    parent = net.get_submodule(parent_name) if parent_name else net
+    if not isinstance(parent, nn.Sequential):
+        return []
+    before = []
+    for name, module in parent.named_children():
+        if name == attribute:
+            break
+        before.append(module)
+    return [module.p for module in before if isinstance(module, nn.Dropout) and module.p > 0]

@@ -14,6 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from src.finetuning.finetuner import FineTuner
 from src.finetuning.gradual_unfreezing import GradualUnfreezing
+from src.finetuning.head import dropout_before_head
 from src.finetuning.optimization import configure_optimization
 from src.models.network import (
     build_network,
@@ -49,6 +50,8 @@ class ImageClassifier(L.LightningModule):
         self.save_hyperparameters(logger=False)
         self.class_names = list(class_names)
         self.net, self.head_name = build_network(model["name"], len(self.class_names))
+        #: Applied to cached features in training (they are taken at the head's input).
+        self.dropout_before_head = dropout_before_head(self.net, self.head_name)
         self.finetuner = FineTuner.from_config(
             self.net, self.head_name, freeze, optimizer.get("backbone_lr_mult", 1.0)
         )
@@ -158,9 +161,17 @@ class ImageClassifier(L.LightningModule):
         inputs, targets = batch
         # 2-D inputs are cached backbone features (float32 as computed): only the head runs.
         features = inputs.dim() == 2
-        logits = self.head(inputs.to(self.mean.dtype)) if features else self(inputs)
+        logits = self.head(self._dropped(inputs.to(self.mean.dtype))) if features else self(inputs)
         loss = self.criterion(logits, targets)
-        return loss, logits.argmax(dim=1), targets
+        # MixUp / CutMix give class probabilities: accuracy counts the larger share.
+        labels = targets.argmax(dim=1) if targets.dim() == 2 else targets
+        return loss, logits.argmax(dim=1), labels
+
+    def _dropped(self, features: torch.Tensor) -> torch.Tensor:
+        """Cached features through the Dropout the network has before its head (in training)."""
+        for p in self.dropout_before_head:
+            features = nn.functional.dropout(features, p, training=self.training)
+        return features
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, preds, targets = self._shared_step(batch)

@@ -18,7 +18,8 @@ from tests.helpers.image_factory import write_broken_files, write_rgb_jpeg
 
 #: Groups whose options are chosen on the command line; hydra and paths hold one option each.
 GROUPS = ["data", "model", "freeze", "optimizer", "scheduler", "trainer", "callbacks", "logger",
-          "paths", "hydra", "experiment", "debug"]  # fmt: skip
+          "paths", "hydra", "experiment", "debug", "weight_averaging", "early_stopping",
+          "tune"]  # fmt: skip
 #: Groups that are a node of the composed config (the others name callbacks or loggers, or set
 #: values in other nodes).
 NODE_GROUPS = {"data", "model", "freeze", "optimizer", "scheduler", "trainer", "paths"}

@@ -72,14 +72,19 @@ def test_a_jpeg_broken_since_the_scan_is_replaced_and_counted(tmp_path: Path, ca
         decode_batch(collate_undecoded(items), torch.device("cpu"), eval_transform(16), {}, 0)
 
 
-def test_training_and_evaluation_with_decoding_on_device(
-    make_config, stripes_root: Path, tmp_path: Path
-) -> None:
-    root = tmp_path / "jpegs"
+@pytest.fixture(scope="module")
+def jpeg_stripes(stripes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated stripes as JPEGs, which the device decodes."""
+    root = tmp_path_factory.mktemp("jpegs")
     for png in stripes_root.rglob("*.png"):
         target = root / png.parent.name / f"{png.stem}.jpg"
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.open(png).convert("RGB").save(target, "JPEG", quality=95)
+    return root
+
+
+def test_training_and_evaluation_with_decoding_on_device(make_config, jpeg_stripes: Path) -> None:
+    root = jpeg_stripes
     overrides = ["data=folder", f"data.root={root}", "data.decode_on_device=true"]
     cfg = make_config([*overrides, *TINY])
     assert train(cfg) is not None
@@ -152,3 +157,18 @@ def test_a_jpeg_the_device_decoder_refuses_is_decoded_on_the_cpu(
     pixels, _ = decode_batch(batch, torch.device("meta"), lambda image: image, failures, 0)
     assert pixels.shape == (2, 3, 48, 48) and pixels.device.type == "meta"
     assert failures == {}
+
+
+@pytest.mark.parametrize("decode_on_device", [False, True])
+def test_training_with_modern_augmentation(
+    make_config, jpeg_stripes: Path, decode_on_device: bool
+) -> None:
+    """TrivialAugment, RandomErasing and MixUp / CutMix, decoded in the workers or on the device."""
+    augment = [
+        "data.augment.policy=trivial",
+        "data.augment.random_erasing=0.25",
+        "data.augment.mixup=0.2",
+        "data.augment.cutmix=1.0",
+    ]
+    data = ["data=folder", f"data.root={jpeg_stripes}", f"data.decode_on_device={decode_on_device}"]
+    assert train(make_config([*data, *augment, *TINY])) is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from PIL import Image
@@ -10,10 +12,12 @@ from torchvision.transforms import v2
 from src.data.transforms import (
     OnPILImage,
     RandomRotationAndFlip,
+    batch_mixing,
     eval_transform,
     rotate_batch,
     train_transform,
 )
+from src.utils.errors import UserError
 
 
 def _image(height: int, width: int, pixel_major: bool) -> torch.Tensor:
@@ -74,3 +78,42 @@ def test_batch_rotation_and_flip_draw_per_image() -> None:
     rotated = RandomRotationAndFlip(degrees=30, horizontal_flip=False)(images)
     assert len({image.numpy().tobytes() for image in rotated}) > 32  # an angle each (close ones
     # give the same nearest pixels at 16 px)
+
+
+@pytest.mark.parametrize("policy", ["trivial", "randaugment"])
+def test_augmentation_policies_give_uint8_squares_that_vary(policy: str) -> None:
+    image = _image(90, 120, False)
+    transform = train_transform(32, policy=policy, random_erasing=0.5)
+    torch.manual_seed(0)
+    views = torch.stack([transform(image) for _ in range(6)])
+    assert views.dtype == torch.uint8 and views.shape == (6, 3, 32, 32)
+    assert len({view.numpy().tobytes() for view in views}) == 6
+
+
+def test_random_erasing_blacks_out_a_rectangle() -> None:
+    image = torch.full((3, 40, 40), 200, dtype=torch.uint8)
+    erased = train_transform(32, crop_scale=(1.0, 1.0), rotation_degrees=0, random_erasing=1.0)
+    assert (erased(image) == 0).any() and (erased(image) == 200).any()
+
+
+def test_mixup_mixes_images_and_labels() -> None:
+    images = torch.stack([torch.zeros(3, 8, 8), torch.full((3, 8, 8), 200.0)]).to(torch.uint8)
+    torch.manual_seed(0)
+    mixed_images, probabilities = batch_mixing(2, mixup=1.0)(images, torch.tensor([0, 1]))
+    assert mixed_images.dtype == torch.uint8
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(2))
+    share = probabilities[0, 0].item()  # of the first image, from class 0
+    assert 0 < share < 1 and abs(mixed_images[0].float().mean().item() - 200 * (1 - share)) < 1
+    assert batch_mixing(2) is None
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"policy": "autoaugment"}, "data.augment.policy='autoaugment' is not an option"),
+        ({"random_erasing": 1.5}, "data.augment.random_erasing"),
+    ],
+)
+def test_wrong_augmentation_settings_are_refused(setting: dict, message: str) -> None:
+    with pytest.raises(UserError, match=re.escape(message)):
+        train_transform(32, **setting)

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import TensorDataset, WeightedRandomSampler
 
 from src.data.datamodule import ImageFolderDataModule
 from src.finetuning.feature_cache import FeatureCache
-from src.finetuning.feature_data import cached_features
+from src.finetuning.feature_data import CachedFeatureDataModule, cached_features
 from src.train import train
 from src.utils.errors import UserError
 from tests.helpers import build_classifier
@@ -120,3 +121,26 @@ def test_features_are_computed_under_the_trainers_precision(
     assert torch.equal(bf16, bf16.bfloat16().float())  # the backbone ran under autocast
     full = features["32-true"]
     assert not torch.equal(full, full.bfloat16().float())
+
+
+def test_the_dropout_before_the_head_applies_to_cached_features_in_training() -> None:
+    """EfficientNet drops features (p=0.2) in front of its head; on cached features the module
+    does so itself, in training only, as the network would."""
+    model = build_classifier([], name="efficientnet_b0", cache_features=True, image_size=32)
+    assert model.dropout_before_head == [0.2]
+    assert build_classifier([], cache_features=True).dropout_before_head == []  # ResNet: none
+    features = torch.ones(64, 1280)
+    torch.manual_seed(0)
+    assert (model.train()._dropped(features) == 0).float().mean().item() == pytest.approx(0.2, 0.3)
+    assert torch.equal(model.eval()._dropped(features), features)
+
+
+def test_balanced_classes_are_drawn_from_cached_features(
+    stripes_root: Path, tmp_path: Path
+) -> None:
+    data = CachedFeatureDataModule(images(stripes_root), FeatureCache(tmp_path))
+    data.images.balance_classes = True
+    data.images.setup("fit")
+    count = len(data.images.train_samples)
+    data._datasets = (TensorDataset(torch.zeros(count, 4), torch.zeros(count)),) * 2
+    assert isinstance(data.train_dataloader().sampler, WeightedRandomSampler)
