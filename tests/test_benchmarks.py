@@ -146,3 +146,12 @@ def test_the_defaults_run_keeps_what_users_run(tmp_path: Path) -> None:
     checks = {"best_checkpoint", "last_checkpoint", "stop_on_nonfinite_loss", "tensorboard_figures"}
     assert checks <= set(defaults.callbacks) and "progress_bar" not in defaults.callbacks
     assert defaults.logger and defaults.trainer.accelerator == "cpu"
+
+
+@pytest.mark.parametrize(("accelerator", "device"), [("cpu", "cpu"), ("gpu", "cuda")])
+def test_the_reference_loop_runs_where_the_project_runs(
+    tmp_path: Path, accelerator: str, device: str
+) -> None:
+    overrides = project_overrides(tmp_path, "resnet18", "all", 32, 4, 0, 1, None)
+    cfg = compose_train_config([*overrides, f"trainer.accelerator={accelerator}"], tmp_path)
+    assert compare.reference_settings(cfg, weights=None).device == device
