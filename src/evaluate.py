@@ -19,7 +19,7 @@ from src.data.datamodule import ImageFolderDataModule
 from src.evaluation.attribution import gradcam_explainer
 from src.evaluation.classes import label_mapping
 from src.evaluation.data import evaluation_data_settings
-from src.evaluation.report import write_report
+from src.evaluation.report import write_validation_report
 from src.evaluation.scoring import score
 from src.evaluation.tta import tta_views
 from src.models.checkpoint import load_checkpoint
@@ -64,16 +64,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         data_root=str(datamodule.root),
         num_excluded=len(datamodule.excluded),
     )
-    scored = datamodule.eval_dataset(datamodule.val_samples)
     explain = gradcam_explainer(model.net, model.normalise) if cfg.get("gradcam") else None
-    files = write_report(
-        Path(cfg.paths.output_dir),
-        metrics,
-        probabilities,
-        targets,
-        image_of=lambda index: scored[index][0],
-        names=[sample.path.name for sample in datamodule.val_samples],
-        explain=explain,
+    files = write_validation_report(
+        Path(cfg.paths.output_dir), datamodule, metrics, probabilities, targets, explain
     )
     output = files["report"]
     log.info(

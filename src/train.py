@@ -12,7 +12,11 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
-from src.callbacks.checkpoints import AtomicCheckpointIO, checkpoint_to_resume
+from src.callbacks.checkpoints import (
+    AtomicCheckpointIO,
+    best_checkpoint_path,
+    checkpoint_to_resume,
+)
 from src.callbacks.requeue import record_slurm_job
 from src.callbacks.run_summary import RunSummary
 from src.config.checks import check_train_config
@@ -131,9 +135,9 @@ def best_val_acc(trainer: L.Trainer) -> float | None:
     best = trainer.callback_metrics.get("val/acc_best")
     if best is not None:
         log.info("Best val/acc: %.4f", float(best))
-    for checkpoint in trainer.checkpoint_callbacks:
-        if checkpoint.monitor and checkpoint.best_model_path:
-            log.info("Best checkpoint (%s): %s", checkpoint.monitor, checkpoint.best_model_path)
+    best_path = best_checkpoint_path(trainer)
+    if best_path is not None:
+        log.info("Best checkpoint: %s", best_path)
     return None if best is None else float(best)
 
 

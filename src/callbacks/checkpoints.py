@@ -85,6 +85,14 @@ class CarryOverModelCheckpoint(ModelCheckpoint):
         log.info("Carried over %s (%s=%.4f) from %s", new_best.name, self.monitor, score, old_dir)
 
 
+def best_checkpoint_path(trainer: L.Trainer) -> Path | None:
+    """The best checkpoint of the fit's monitoring checkpoint callback, if it wrote one."""
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor and callback.best_model_path:
+            return Path(callback.best_model_path)
+    return None
+
+
 def _seen_by_rank_zero(path: Path) -> bool:
     """Whether rank 0 sees the file, on every rank: ModelCheckpoint's later decisions are
     collective, so a rank that cannot see it must still take the same path."""

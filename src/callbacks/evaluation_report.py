@@ -12,9 +12,10 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 
+from src.callbacks.checkpoints import best_checkpoint_path
 from src.data.datamodule import ImageFolderDataModule
 from src.evaluation.metrics import summarise
-from src.evaluation.report import write_report
+from src.evaluation.report import write_validation_report
 from src.evaluation.scoring import probabilities_over
 from src.models.checkpoint import load_classifier
 
@@ -49,14 +50,7 @@ class BestCheckpointReport(Callback):
         targets = torch.tensor([sample.label for sample in images.val_samples])
         metrics = summarise(probabilities, targets, model.class_names)
         metrics.update(ckpt_path=str(best), data_root=str(images.root))
-        files = write_report(
-            self.dirpath,
-            metrics,
-            probabilities,
-            targets,
-            image_of=lambda index: scored[index][0],
-            names=[sample.path.name for sample in images.val_samples],
-        )
+        files = write_validation_report(self.dirpath, images, metrics, probabilities, targets)
         log.info(
             "Best checkpoint: accuracy %.4f, loss %.4f on %d validation images; report in %s",
             metrics["accuracy"],
@@ -67,14 +61,6 @@ class BestCheckpointReport(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 log_to_tensorboard(logger, metrics, files, trainer.global_step)
-
-
-def best_checkpoint_path(trainer: Trainer) -> Path | None:
-    """The best checkpoint of the fit's monitoring checkpoint callback, if it wrote one."""
-    for callback in trainer.checkpoint_callbacks:
-        if callback.monitor and callback.best_model_path:
-            return Path(callback.best_model_path)
-    return None
 
 
 def image_data(trainer: Trainer) -> ImageFolderDataModule:

@@ -7,6 +7,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
+from src.callbacks.checkpoints import best_checkpoint_path
 from src.utils.errors import UserError
 
 
@@ -59,10 +60,8 @@ class StopOnNonFiniteLoss(Callback):
             where = f"became {float(self._first_value)} at step {int(self._first_step)}"
         else:
             where = f"became non-finite in another process, by step {trainer.global_step - 1}"
-        best = ""
-        for callback in trainer.checkpoint_callbacks:
-            if callback.monitor and callback.best_model_path:
-                best = f"; the best checkpoint is kept: {callback.best_model_path}"
+        best_path = best_checkpoint_path(trainer)
+        best = f"; the best checkpoint is kept: {best_path}" if best_path else ""
         raise NonFiniteLossError(
             f"train/loss {where} (epoch {trainer.current_epoch}); stopped{best}. "
             "Lower optimizer.lr, or check the data"

@@ -29,13 +29,7 @@ from src.data.samples import (
     stratified_split,
     write_file_list,
 )
-from src.data.transforms import (
-    batch_mixing,
-    device_train_transforms,
-    eval_pipeline,
-    eval_transform,
-    train_transform,
-)
+from src.data.transforms import Augmentation, eval_pipeline, eval_transform
 from src.utils.devices import default_num_workers, process_rank, wait_until
 from src.utils.errors import UserError, require_int, require_number
 
@@ -99,8 +93,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.split_seed = 0 if split_seed is None else split_seed
         self.max_pixels = max_pixels
         self.augment = dict(augment or {})
-        train_transform(image_size, **self.augment)  # a wrong setting: refused before any scan
-        batch_mixing(2, **self.batch_mixing_settings)
+        self.augmentation = Augmentation(**self.augment)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.file_list_dir = Path(file_list_dir) if file_list_dir else None
         self.max_read_failures = max_read_failures
@@ -259,7 +252,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         )
 
     def train_transform(self) -> v2.Transform:
-        return train_transform(self.image_size, **self.augment)
+        return self.augmentation.worker_transform(self.image_size)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """MixUp / CutMix of training batches (`data.augment.mixup`, `cutmix`), on the device."""
@@ -272,11 +265,12 @@ class ImageFolderDataModule(L.LightningDataModule):
     @functools.cached_property
     def mixing(self) -> Callable | None:
         """MixUp / CutMix over the classes found, or None."""
-        return batch_mixing(len(self.class_names), **self.batch_mixing_settings)
+        return self.augmentation.batch_mixing(len(self.class_names))
 
-    @property
-    def batch_mixing_settings(self) -> dict[str, float]:
-        return {key: self.augment[key] for key in ("mixup", "cutmix") if key in self.augment}
+    @functools.cached_property
+    def device_train_transforms(self) -> tuple[v2.Transform, torch.nn.Module | None]:
+        """(per image, per batch) augmentation with `decode_on_device`, made once."""
+        return self.augmentation.device_transforms(self.image_size)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """With `decode_on_device`, decode and transform the batch on the training device."""
@@ -286,7 +280,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         failures = (self.device_read_failures, self.max_read_failures)
         if not (self.trainer is not None and self.trainer.training):
             return decode_batch(batch, device, eval_transform(self.image_size), *failures)
-        per_image, per_batch = device_train_transforms(self.image_size, **self.augment)
+        per_image, per_batch = self.device_train_transforms
         with self.device_randomness.active(self.trainer.global_rank):
             return decode_batch(batch, device, per_image, *failures, batch_transform=per_batch)
 

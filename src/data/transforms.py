@@ -8,7 +8,7 @@ rotation on a PIL image made from it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -60,84 +60,83 @@ POLICIES: dict[str, Callable[[], v2.Transform]] = {
 def policy_transform(policy: str | None) -> v2.Transform | None:
     if policy in (None, "none"):
         return None
-    if policy not in POLICIES:
-        raise UserError(
-            f"data.augment.policy={policy!r} is not an option; choose none, {', '.join(POLICIES)}"
-        )
     return POLICIES[policy]()
 
 
-def erasing_transform(random_erasing: float) -> v2.Transform | None:
-    """RandomErasing with probability `random_erasing` (0: off), black rectangles as timm's."""
-    require_number(random_erasing, "data.augment.random_erasing", 0.0, 1.0)
-    return v2.RandomErasing(p=random_erasing, value=0) if random_erasing else None
+@dataclass(frozen=True)
+class Augmentation:
+    """`data.augment`: the tutorial's RandomResizedCrop, RandomRotation and RandomHorizontalFlip;
+    `policy` (TrivialAugment, RandAugment) after the crop, `random_erasing` last; MixUp / CutMix
+    (`mixup`, `cutmix`: Beta alphas, 0 off) on training batches. A wrong value is refused when
+    the settings are made, before any image is read."""
 
+    enabled: bool = True
+    crop_scale: Sequence[float] = (0.08, 1.0)
+    rotation_degrees: float = 15
+    horizontal_flip: bool = True
+    policy: str | None = None
+    random_erasing: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
 
-def batch_mixing(
-    num_classes: int, mixup: float = 0.0, cutmix: float = 0.0
-) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
-    """MixUp and/or CutMix of a training batch (torchvision's, Beta(alpha, alpha) mixing;
-    either one per batch when both are on), or None when both alphas are 0. uint8 images in and
-    out; labels become class probabilities [B, C]."""
-    require_number(mixup, "data.augment.mixup", 0.0)
-    require_number(cutmix, "data.augment.cutmix", 0.0)
-    choices = [v2.MixUp(alpha=mixup, num_classes=num_classes)] if mixup else []
-    choices += [v2.CutMix(alpha=cutmix, num_classes=num_classes)] if cutmix else []
-    if not choices:
-        return None
-    mix = choices[0] if len(choices) == 1 else v2.RandomChoice(choices)
+    def __post_init__(self) -> None:
+        if self.policy not in (None, "none", *POLICIES):
+            raise UserError(
+                f"data.augment.policy={self.policy!r} is not an option; choose none, "
+                f"{', '.join(POLICIES)}"
+            )
+        require_number(self.random_erasing, "data.augment.random_erasing", 0.0, 1.0)
+        require_number(self.mixup, "data.augment.mixup", 0.0)
+        require_number(self.cutmix, "data.augment.cutmix", 0.0)
 
-    def mixed(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pixels, probabilities = mix(images.float(), labels)
-        return pixels.round_().clamp_(0, 255).to(torch.uint8), probabilities
+    def _crop(self, image_size: int) -> v2.Transform:
+        return v2.RandomResizedCrop(image_size, scale=tuple(self.crop_scale), antialias=True)
 
-    return mixed
+    def _erasing(self) -> v2.Transform | None:
+        """Black rectangles, as timm's recipes erase."""
+        return v2.RandomErasing(p=self.random_erasing, value=0) if self.random_erasing else None
 
+    def worker_transform(self, image_size: int) -> v2.Transform:
+        """For one image in a loader worker."""
+        if not self.enabled:
+            return eval_transform(image_size)
+        steps: list[Callable[[torch.Tensor], torch.Tensor] | None] = [
+            self._crop(image_size),
+            policy_transform(self.policy),
+            OnPILImage(v2.RandomRotation(self.rotation_degrees)) if self.rotation_degrees else None,
+            v2.RandomHorizontalFlip() if self.horizontal_flip else None,
+            self._erasing(),
+        ]
+        return v2.Compose([step for step in steps if step is not None])
 
-def train_transform(
-    image_size: int,
-    enabled: bool = True,
-    crop_scale: Sequence[float] = (0.08, 1.0),
-    rotation_degrees: float = 15,
-    horizontal_flip: bool = True,
-    policy: str | None = None,
-    random_erasing: float = 0.0,
-    **batch_settings: Any,
-) -> v2.Transform:
-    """The tutorial's RandomResizedCrop, RandomRotation and RandomHorizontalFlip, for one image
-    in a loader worker; with `policy` (TrivialAugment, RandAugment) after the crop and
-    `random_erasing` last. (`batch_settings`, MixUp and CutMix, apply to batches.)"""
-    if not enabled:
-        return eval_transform(image_size)
-    steps: list[Callable[[torch.Tensor], torch.Tensor] | None] = [
-        v2.RandomResizedCrop(image_size, scale=tuple(crop_scale), antialias=True),
-        policy_transform(policy),
-        OnPILImage(v2.RandomRotation(rotation_degrees)) if rotation_degrees else None,
-        v2.RandomHorizontalFlip() if horizontal_flip else None,
-        erasing_transform(random_erasing),
-    ]
-    return v2.Compose([step for step in steps if step is not None])
+    def device_transforms(self, image_size: int) -> tuple[v2.Transform, torch.nn.Module | None]:
+        """For images already on the training device: the crop (and policy) per image, each has
+        its own size; then rotation and flip over the stacked batch in one call each, and
+        erasing per image."""
+        if not self.enabled:
+            return eval_transform(image_size), None
+        steps = (self._crop(image_size), policy_transform(self.policy))
+        per_image = v2.Compose([step for step in steps if step is not None])
+        batch = RandomRotationAndFlip(self.rotation_degrees, self.horizontal_flip, self._erasing())
+        return per_image, batch
 
+    def batch_mixing(
+        self, num_classes: int
+    ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
+        """MixUp and/or CutMix of a training batch (torchvision's; either one per batch when
+        both are on), or None when both alphas are 0. uint8 images in and out; labels become
+        class probabilities [B, C]."""
+        choices = [v2.MixUp(alpha=self.mixup, num_classes=num_classes)] if self.mixup else []
+        choices += [v2.CutMix(alpha=self.cutmix, num_classes=num_classes)] if self.cutmix else []
+        if not choices:
+            return None
+        mix = choices[0] if len(choices) == 1 else v2.RandomChoice(choices)
 
-def device_train_transforms(
-    image_size: int,
-    enabled: bool = True,
-    crop_scale: Sequence[float] = (0.08, 1.0),
-    rotation_degrees: float = 15,
-    horizontal_flip: bool = True,
-    policy: str | None = None,
-    random_erasing: float = 0.0,
-    **batch_settings: Any,
-) -> tuple[v2.Transform, torch.nn.Module | None]:
-    """The same augmentation for images already on the training device: the crop (and policy)
-    per image, each has its own size; then rotation and flip over the stacked batch in one call
-    each, and erasing per image."""
-    if not enabled:
-        return eval_transform(image_size), None
-    crop = v2.RandomResizedCrop(image_size, scale=tuple(crop_scale), antialias=True)
-    per_image = v2.Compose([step for step in (crop, policy_transform(policy)) if step is not None])
-    erasing = erasing_transform(random_erasing)
-    return per_image, RandomRotationAndFlip(rotation_degrees, horizontal_flip, erasing)
+        def mixed(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            pixels, probabilities = mix(images.float(), labels)
+            return pixels.round_().clamp_(0, 255).to(torch.uint8), probabilities
+
+        return mixed
 
 
 class RandomRotationAndFlip(torch.nn.Module):

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from src.data.datamodule import ImageFolderDataModule
 from src.evaluation.figures import gallery_figure, save_png, write_figures
 from src.evaluation.metrics import per_image_losses
 from src.utils.io import write_atomically
@@ -81,6 +82,27 @@ def write_report(
     files["metrics"] = write_atomically(directory / "metrics.json", json.dumps(metrics, indent=2))
     files["report"] = write_atomically(directory / "report.md", markdown(metrics, files))
     return files
+
+
+def write_validation_report(
+    directory: Path,
+    datamodule: ImageFolderDataModule,
+    metrics: dict[str, Any],
+    probabilities: torch.Tensor,
+    targets: torch.Tensor,
+    explain: Explainer | None = None,
+) -> dict[str, Path]:
+    """`write_report` for the data module's validation images, shown as the model saw them."""
+    scored = datamodule.eval_dataset(datamodule.val_samples)
+    return write_report(
+        directory,
+        metrics,
+        probabilities,
+        targets,
+        image_of=lambda index: scored[index][0],
+        names=[sample.path.name for sample in datamodule.val_samples],
+        explain=explain,
+    )
 
 
 def tta_lines(tta: dict[str, Any] | None) -> list[str]:

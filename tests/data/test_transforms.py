@@ -10,12 +10,11 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from src.data.transforms import (
+    Augmentation,
     OnPILImage,
     RandomRotationAndFlip,
-    batch_mixing,
     eval_transform,
     rotate_batch,
-    train_transform,
 )
 from src.utils.errors import UserError
 
@@ -49,15 +48,15 @@ def test_rotation_on_pil_matches_the_tensor_rotation_of_a_square(pixel_major: bo
 def test_transforms_give_uint8_squares(pixel_major: bool) -> None:
     image = _image(90, 120, pixel_major)
     transforms = [
-        train_transform(32),
-        train_transform(32, rotation_degrees=0),
+        Augmentation().worker_transform(32),
+        Augmentation(rotation_degrees=0).worker_transform(32),
         eval_transform(32),
     ]
     for transform in transforms:
         out = transform(image)
         assert out.dtype == torch.uint8 and out.shape == (3, 32, 32)
     torch.manual_seed(0)
-    augmented = torch.stack([train_transform(32)(image) for _ in range(4)])
+    augmented = torch.stack([Augmentation().worker_transform(32)(image) for _ in range(4)])
     assert not all(torch.equal(augmented[0], other) for other in augmented[1:])
     assert torch.equal(eval_transform(32)(image), eval_transform(32)(image))
 
@@ -83,7 +82,7 @@ def test_batch_rotation_and_flip_draw_per_image() -> None:
 @pytest.mark.parametrize("policy", ["trivial", "randaugment"])
 def test_augmentation_policies_give_uint8_squares_that_vary(policy: str) -> None:
     image = _image(90, 120, False)
-    transform = train_transform(32, policy=policy, random_erasing=0.5)
+    transform = Augmentation(policy=policy, random_erasing=0.5).worker_transform(32)
     torch.manual_seed(0)
     views = torch.stack([transform(image) for _ in range(6)])
     assert views.dtype == torch.uint8 and views.shape == (6, 3, 32, 32)
@@ -92,19 +91,22 @@ def test_augmentation_policies_give_uint8_squares_that_vary(policy: str) -> None
 
 def test_random_erasing_blacks_out_a_rectangle() -> None:
     image = torch.full((3, 40, 40), 200, dtype=torch.uint8)
-    erased = train_transform(32, crop_scale=(1.0, 1.0), rotation_degrees=0, random_erasing=1.0)
+    settings = Augmentation(crop_scale=(1.0, 1.0), rotation_degrees=0, random_erasing=1.0)
+    erased = settings.worker_transform(32)
     assert (erased(image) == 0).any() and (erased(image) == 200).any()
 
 
 def test_mixup_mixes_images_and_labels() -> None:
     images = torch.stack([torch.zeros(3, 8, 8), torch.full((3, 8, 8), 200.0)]).to(torch.uint8)
     torch.manual_seed(0)
-    mixed_images, probabilities = batch_mixing(2, mixup=1.0)(images, torch.tensor([0, 1]))
+    mixed_images, probabilities = Augmentation(mixup=1.0).batch_mixing(2)(
+        images, torch.tensor([0, 1])
+    )
     assert mixed_images.dtype == torch.uint8
     assert torch.allclose(probabilities.sum(dim=1), torch.ones(2))
     share = probabilities[0, 0].item()  # of the first image, from class 0
     assert 0 < share < 1 and abs(mixed_images[0].float().mean().item() - 200 * (1 - share)) < 1
-    assert batch_mixing(2) is None
+    assert Augmentation().batch_mixing(2) is None
 
 
 @pytest.mark.parametrize(
@@ -116,4 +118,4 @@ def test_mixup_mixes_images_and_labels() -> None:
 )
 def test_wrong_augmentation_settings_are_refused(setting: dict, message: str) -> None:
     with pytest.raises(UserError, match=re.escape(message)):
-        train_transform(32, **setting)
+        Augmentation(**setting)
