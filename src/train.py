@@ -64,14 +64,15 @@ def train(cfg: DictConfig) -> float | None:
     callbacks += [build_from_config(cfg[name]) for name in OPT_IN_CALLBACKS if cfg.get(name)]
     run_summary = RunSummary(run_dir, {"overrides": overrides})
     trainer = build_trainer(cfg, [*callbacks, run_summary], loggers)
-    if cfg.get("tune") and ckpt_path is None:
-        find_learning_rate(trainer, model, datamodule, cfg.tune, run_dir)
-    elif cfg.get("tune"):
-        log.info("tune=lr_find is skipped when resuming: the checkpoint's optimizer holds the rate")
     log_hyperparameters(loggers, cfg)
 
     try:
         with launch_extra_processes_as_this_job():
+            # The finder fits too: under DDP its processes must run this job only (#11300).
+            if cfg.get("tune") and ckpt_path is None:
+                find_learning_rate(trainer, model, datamodule, cfg.tune, run_dir)
+            elif cfg.get("tune"):
+                log.info("tune=lr_find is skipped when resuming: the optimizer holds the rate")
             # weights_only: a checkpoint that would run code when unpickled is refused.
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:
