@@ -5,7 +5,11 @@ the rest (the ONNX prediction path runs without Lightning).
 
 - `checkpoints`: atomic checkpoint writes, the best checkpoint carried over on resume, a
   checkpoint on SIGTERM, and the run-dir rules (what to resume from, no run overwriting another).
+- `stop_together`: `StopTogether`, a condition one process meets stops every process.
 - `nonfinite_loss`: `StopOnNonFiniteLoss`, stop at the first NaN or infinite loss.
+- `unreadable_files`: `StopOnUnreadableFiles`, stop past `data.max_read_failures`.
+- `requeue`: a requeued SLURM job resumes from its own checkpoints.
+- `evaluation_report`: `BestCheckpointReport`, the best checkpoint's report when the fit ends.
 - `run_summary`: `RunSummary`, `<run dir>/summary.json`, the record that sweep reports read.
 - `visualization`: `TensorBoardFigures`, augmented images, predictions and the confusion matrix.
 """

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
 from torchvision.transforms import v2
 
-from src.data.dataset import ImageFileDataset
+from src.data.dataset import ImageFileDataset, ReadFailureTally
 from src.data.device_decoding import (
     ProcessRandomness,
     UndecodedBatch,
@@ -105,6 +105,9 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.device_randomness = ProcessRandomness()
         #: Files that stopped decoding on the device during the run (`decode_on_device`).
         self.device_read_failures: dict[Path, str] = {}
+        # None: a file past `max_read_failures` stops the process that meets it.
+        self.read_failure_tallies: list[ReadFailureTally] | None = None
+        self.device_tally: ReadFailureTally | None = None
         self.train_samples: list[Sample] = []
         self.val_samples: list[Sample] = []
         self.excluded: dict[Path, str] = {}
@@ -227,13 +230,16 @@ class ImageFolderDataModule(L.LightningDataModule):
         return self.trainer is None or self.trainer.is_global_zero
 
     # ---------------------------------------------------------- the loaders
-    def train_dataset(self) -> ImageFileDataset:
+    def train_dataset(self, decoded_in_workers: bool = False) -> ImageFileDataset:
+        """The training samples through the augmentation; with `decode_on_device` (unless
+        `decoded_in_workers`), as encoded JPEGs for the device to decode and augment."""
+        on_device = self.decode_on_device and not decoded_in_workers
         return ImageFileDataset(
             self.train_samples,
-            None if self.decode_on_device else self.train_transform(),
+            None if on_device else self.train_transform(),
             self.max_pixels,
             max_read_failures=self.max_read_failures,
-            jpeg_bytes=self.decode_on_device,
+            jpeg_bytes=on_device,
         )
 
     def val_dataset(self) -> ImageFileDataset:
@@ -277,12 +283,31 @@ class ImageFolderDataModule(L.LightningDataModule):
         if not isinstance(batch, UndecodedBatch):
             return batch
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        failures = (self.device_read_failures, self.max_read_failures)
+        failures = (self.device_read_failures, self.max_read_failures, self.device_tally)
         if not (self.trainer is not None and self.trainer.training):
             return decode_batch(batch, device, eval_transform(self.image_size), *failures)
         per_image, per_batch = self.device_train_transforms
         with self.device_randomness.active(self.trainer.global_rank):
             return decode_batch(batch, device, per_image, *failures, batch_transform=per_batch)
+
+    def count_read_failures_for_the_trainer(self) -> None:
+        """From now on, files that become unreadable while training or validating are counted
+        in tallies (`read_failures_past_limit`) instead of stopping the process that meets them,
+        so that a callback can stop every process together."""
+        self.device_tally = ReadFailureTally(workers=0)
+        self.read_failure_tallies = [self.device_tally]
+
+    def read_failures_past_limit(self) -> int:
+        """The most files any loader process of this one found unreadable, when past
+        `max_read_failures`; else 0."""
+        worst = max((tally.worst() for tally in self.read_failure_tallies or []), default=0)
+        return worst if worst > self.max_read_failures else 0
+
+    def _with_tally(self, dataset: ImageFileDataset) -> ImageFileDataset:
+        if self.read_failure_tallies is not None:
+            dataset.tally = ReadFailureTally(self.loader_workers)
+            self.read_failure_tallies.append(dataset.tally)
+        return dataset
 
     def class_counts(self, samples: list[Sample]) -> list[int]:
         counts = [0] * len(self.class_names)
@@ -332,17 +357,23 @@ class ImageFolderDataModule(L.LightningDataModule):
         """Shuffled; the last incomplete batch of an epoch is dropped when each process has a
         full one: a batch of one image breaks training BatchNorm on small feature maps."""
         sampler = self.balanced_sampler() if self.balance_classes else None
-        dataset = self.train_dataset()
+        dataset = self._with_tally(self.train_dataset())
         processes = self.trainer.world_size if self.trainer is not None else 1
         full_batch = len(dataset) // processes >= self.batch_size
         return self._loader(dataset, shuffle=True, sampler=sampler, drop_last=full_batch)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset(), shuffle=False)
+        return self._loader(self._with_tally(self.val_dataset()), shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
         """The validation split, for `evaluate`."""
         return self.val_dataloader()
+
+    def augmented_train_loader(self, batch_size: int) -> DataLoader:
+        """The training samples in order, each through the augmentation in the workers: one
+        augmented view of every image per pass (for cached views)."""
+        dataset = self.train_dataset(decoded_in_workers=True)
+        return self._loader(dataset, shuffle=False, batch_size=batch_size)
 
     def eval_loader(self, samples: list[Sample], batch_size: int) -> DataLoader:
         """`samples` in order through the deterministic pipeline, decoded in the workers."""

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from src.data.images import (
     DEFAULT_MAX_PIXELS,
@@ -26,6 +26,28 @@ class TooManyUnreadableFiles(UserError):
     """More files than allowed became unreadable while the run was going."""
 
 
+class ReadFailureTally:
+    """How many files became unreadable, per loader process (slot 0: the training process, slot
+    k: worker k-1), in memory those processes share with the training process.
+
+    With a tally, passing `data.max_read_failures` does not raise where the failure happens (in a
+    worker, that stops only its own process's loader, and under DDP the other processes wait in
+    the next all-reduce until the process group times out): the training process reads the
+    tally at points where every process is, and all stop together.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.counts = torch.zeros(workers + 1, dtype=torch.long).share_memory_()
+
+    def record(self, count: int) -> None:
+        worker = get_worker_info()
+        slot = 0 if worker is None else worker.id + 1
+        self.counts[slot] = max(int(self.counts[slot]), count)
+
+    def worst(self) -> int:
+        return int(self.counts.max())
+
+
 class ImageFileDataset(Dataset):
     """(uint8 image [3, H, W], label) pairs: decoded to RGB (EXIF orientation applied), then
     `transform` (uint8 tensor in and out). With `jpeg_bytes` (`data.decode_on_device`), items are
@@ -34,7 +56,8 @@ class ImageFileDataset(Dataset):
 
     A file that was fine at the start but cannot be read now (deleted, replaced by junk) is
     skipped with a warning and the next file is served instead, so the run goes on; more than
-    `max_read_failures` such files (counted in each loader process) stop it.
+    `max_read_failures` such files (counted in each loader process) stop it: at once, or, with
+    a `tally`, when the training process next reads it.
     """
 
     def __init__(
@@ -45,6 +68,7 @@ class ImageFileDataset(Dataset):
         draft_size: tuple[int, int] | None = None,
         max_read_failures: int = 20,
         jpeg_bytes: bool = False,
+        tally: ReadFailureTally | None = None,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
@@ -53,6 +77,7 @@ class ImageFileDataset(Dataset):
         self.max_read_failures = max_read_failures
         self.jpeg_bytes = jpeg_bytes
         self.read_failures: dict[Path, str] = {}
+        self.tally = tally
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -76,21 +101,35 @@ class ImageFileDataset(Dataset):
         return read_rgb_tensor(path, self.max_pixels, self.draft_size)
 
     def _record_failure(self, path: Path, reason: str) -> None:
-        record_read_failure(self.read_failures, path, reason, self.max_read_failures)
+        record_read_failure(self.read_failures, path, reason, self.max_read_failures, self.tally)
 
 
 def record_read_failure(
-    failures: dict[Path, str], path: Path, reason: str, max_read_failures: int
+    failures: dict[Path, str],
+    path: Path,
+    reason: str,
+    max_read_failures: int,
+    tally: ReadFailureTally | None = None,
 ) -> None:
-    """Note a file that became unreadable during the run; stop the run past the limit."""
+    """Note a file that became unreadable during the run; past the limit, stop the run, or
+    with a `tally`, count it there for the training process to stop it."""
     failures[path] = reason
     count = len(failures)
-    if count > max_read_failures:
-        raise TooManyUnreadableFiles(
-            f"{count} files became unreadable during the run (last: {path}: {reason}), more "
-            f"than data.max_read_failures={max_read_failures}; check the data folder"
-        )
+    if tally is not None:
+        tally.record(count)
+    elif count > max_read_failures:
+        last = f"{path}: {reason}"
+        raise TooManyUnreadableFiles(too_many_unreadable_files(count, max_read_failures, last))
     log.warning("Skipping %s, unreadable since the start of the run: %s", path, reason)
+
+
+def too_many_unreadable_files(count: int, max_read_failures: int, last: str | None) -> str:
+    """The message that stops the run; `last`: the latest file and why, when known."""
+    where = f" (last: {last})" if last is not None else " (their names are in the warnings)"
+    return (
+        f"{count} files became unreadable during the run{where}, more than "
+        f"data.max_read_failures={max_read_failures}; check the data folder"
+    )
 
 
 class UnlabelledImageFiles(Dataset):

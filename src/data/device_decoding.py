@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torchcodec.decoders import decode_jpeg
 
-from src.data.dataset import TooManyUnreadableFiles, record_read_failure
+from src.data.dataset import ReadFailureTally, TooManyUnreadableFiles, record_read_failure
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -57,6 +57,7 @@ def decode_batch(
     transform: Transform,
     read_failures: dict[Path, str],
     max_read_failures: int,
+    tally: ReadFailureTally | None = None,
     batch_transform: Transform | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(images [B, 3, S, S] on `device`, labels): encoded images decoded there, then every image
@@ -64,7 +65,7 @@ def decode_batch(
 
     A JPEG that no longer decodes (changed on disk since the scan) is replaced by another image
     of the batch, as the workers' path serves the next file, and counts towards
-    `data.max_read_failures`.
+    `data.max_read_failures` (in `tally`, when given: see `ReadFailureTally`).
     """
     images = batch.images()
     encoded = [index for index, image in enumerate(images) if image.dim() == 1]
@@ -83,9 +84,8 @@ def decode_batch(
     chosen = []
     for index, picture in enumerate(pictures):
         if picture is None:
-            record_read_failure(
-                read_failures, Path(batch.paths[index]), "no longer decodes", max_read_failures
-            )
+            path = Path(batch.paths[index])
+            record_read_failure(read_failures, path, "no longer decodes", max_read_failures, tally)
             index = next(i for i in good if i > index) if index < good[-1] else good[0]
         chosen.append(index)
     pixels = torch.stack([transform(pictures[index]) for index in chosen])  # type: ignore[arg-type]

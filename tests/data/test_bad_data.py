@@ -11,7 +11,7 @@ import pytest
 from src.data.dataset import TooManyUnreadableFiles
 from src.train import train
 from src.utils.errors import UserError
-from tests.helpers import TINY, ready_datamodule
+from tests.helpers import TINY, ready_datamodule, run_module
 from tests.helpers.image_factory import write_class_folders
 
 
@@ -34,6 +34,50 @@ def test_files_that_break_mid_run_are_skipped_then_stop_the_run(tmp_path: Path, 
         TooManyUnreadableFiles, match=r"2 files became unreadable.*max_read_failures=1"
     ):
         [strict[i] for i in range(len(strict))]
+
+
+@pytest.mark.slow
+def test_files_breaking_in_loader_workers_stop_the_run_from_the_training_process(
+    make_config, folder_overrides
+) -> None:
+    """The loader workers count the failures in memory they share with the training process,
+    which stops the run at its next check: not inside a worker, where under DDP only that
+    process would stop."""
+    cfg = make_config(
+        [
+            *folder_overrides,
+            "data.num_workers=2",
+            "data.max_read_failures=1",
+            "trainer.limit_train_batches=null",
+            "+callbacks.break_files._target_=tests.helpers.fault_helpers.BreakTrainingFiles",
+        ]
+    )
+    message = (
+        r"files became unreadable during the run \(their names are in the warnings\), more "
+        r"than data.max_read_failures=1; check the data folder \(stopped at step \d+\)"
+    )
+    with pytest.raises(TooManyUnreadableFiles, match=message):
+        train(cfg)
+
+
+@pytest.mark.slow
+def test_files_breaking_in_one_process_stop_every_process(
+    stripes_root: Path, tmp_path: Path
+) -> None:
+    """Two DDP processes on the CPU; only the second one's files break. Raised in its loader,
+    the first process would wait in the next all-reduce until the process-group timeout."""
+    result = run_module(
+        "src.train", "data=folder", f"data.root={stripes_root}", *TINY,
+        "trainer.accelerator=cpu", "trainer.devices=2", "data.max_read_failures=0",
+        "+callbacks.break_files._target_=tests.helpers.fault_helpers.BreakTrainingFiles",
+        "+callbacks.break_files.rank=1",
+        cwd=tmp_path, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "(their names are in the warnings), more than data.max_read_failures=0" in (
+        result.stderr
+    )  # the second process
+    assert "became unreadable in another process of the run" in result.stderr  # the first
 
 
 def test_single_class_is_refused(tmp_path: Path, make_config) -> None:

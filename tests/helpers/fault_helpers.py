@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -68,3 +69,22 @@ class RequeueSignalThenDie(Callback):
                 break
             time.sleep(0.05)
         os._exit(137)
+
+
+class BreakTrainingFiles(Callback):
+    """When training starts, points every other training sample of this process's loader (of
+    process `rank` only, if given) at a file that does not exist: they fail when read."""
+
+    def __init__(self, rank: int | None = None) -> None:
+        self.rank = rank
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.rank not in (None, trainer.global_rank):
+            return
+        dataset = trainer.train_dataloader.dataset
+        dataset.samples = [
+            replace(sample, path=sample.path.with_name(f"gone-{sample.path.name}"))
+            if index % 2 == 0
+            else sample
+            for index, sample in enumerate(dataset.samples)
+        ]
