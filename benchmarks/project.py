@@ -81,4 +81,5 @@ def run_project(overrides: Sequence[str], work_dir: Path) -> RunTimes:
     wall = time.perf_counter() - started
     times = read_times(timer_output)
     times.wall_s = wall
+    times.epoch_end_s = [seconds - started for seconds in times.epoch_end_s]
     return times

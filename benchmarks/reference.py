@@ -149,5 +149,7 @@ def run_reference(data_dir: Path, s: ReferenceSettings) -> RunTimes:
                 times.val_images += seen
                 times.val_s += elapsed
                 times.val_acc = running_corrects / seen
+                times.epoch_val_acc.append(times.val_acc)
+                times.epoch_end_s.append(time.perf_counter() - started)
     times.wall_s = time.perf_counter() - started
     return times

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ class RunTimes:
     threads: int | None = None
     #: Of `train_s`, the time the training step waited for its batch (project runs only).
     data_wait_s: float | None = None
+    #: Validation accuracy after each epoch, and the seconds from the start to that point.
+    epoch_val_acc: list[float] = field(default_factory=list)
+    epoch_end_s: list[float] = field(default_factory=list)
 
     @property
     def train_rate(self) -> float:
@@ -123,6 +126,12 @@ class PhaseTimer(Callback):
         # starts where the last training step ended.
         if not trainer.sanity_checking:
             self.times.val_s += self._now() - self._last_train_batch_end
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        accuracy = trainer.callback_metrics.get("val/acc")
+        if not trainer.sanity_checking and accuracy is not None:
+            self.times.epoch_val_acc.append(float(accuracy))
+            self.times.epoch_end_s.append(self._now())  # `run_project` makes it relative
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         accuracy = trainer.callback_metrics.get("val/acc")

@@ -88,7 +88,8 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     images = build_from_config(cfg.data)
     if not cfg.freeze.get("cache_features"):
         return images
-    return CachedFeatureDataModule(images, FeatureCache(Path(cfg.paths.cache_dir) / "features"))
+    cache = FeatureCache(Path(cfg.paths.cache_dir) / "features")
+    return CachedFeatureDataModule(images, cache, views=cfg.freeze.get("cached_views") or 0)
 
 
 def build_model(cfg: DictConfig, class_names: list[str]) -> ImageClassifier:

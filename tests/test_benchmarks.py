@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import compare, decode, gpu_check
+from benchmarks import compare, decode, gpu_check, recipes
 from benchmarks.ceiling import autocast_for, ceiling_device
 from benchmarks.data import generate_jpegs, make_split
 from benchmarks.project import compose_train_config, project_overrides, with_default_callbacks
+from benchmarks.timing import RunTimes
 
 
 def test_split_gives_both_sides_the_same_balanced_files(tmp_path: Path) -> None:
@@ -155,3 +156,46 @@ def test_the_reference_loop_runs_where_the_project_runs(
     overrides = project_overrides(tmp_path, "resnet18", "all", 32, 4, 0, 1, None)
     cfg = compose_train_config([*overrides, f"trainer.accelerator={accelerator}"], tmp_path)
     assert compare.reference_settings(cfg, weights=None).device == device
+
+
+@pytest.mark.slow
+def test_recipes_table_runs_every_recipe_per_seed_against_the_tutorial_target(
+    tmp_path: Path, capsys
+) -> None:
+    output = tmp_path / "recipes.json"
+    report = recipes.main(
+        [
+            "--synthetic", "--model", "resnet18", "--weights", "none", "--image-size", "32",
+            "--batch-size", "4", "--reference-batch-size", "2", "--num-images", "16",
+            "--epochs", "2", "--workers", "0", "--seeds", "0", "1",
+            "--recipes", "default", "ema", "frozen", "frozen_views_4",
+            "--cache-dir", str(tmp_path / "cache"), "--json", str(output),
+        ]
+    )  # fmt: skip
+    assert json.loads(output.read_text()) == json.loads(json.dumps(report))
+    target = report["target"]
+    assert (
+        report["reference"]["epoch_val_acc"][-1]
+        <= target
+        == max(report["reference"]["epoch_val_acc"])
+    )
+    assert list(report["recipes"]) == ["default", "ema", "frozen", "frozen_views_4"]
+    for name, result in report["recipes"].items():
+        assert result["seeds"] == [0, 1], name
+        assert all(0 <= acc <= 1 for acc in result["best_val_acc"])
+        assert result["median_wall_s"] > 0
+        for accuracy, seconds in zip(
+            result["best_val_acc"], result["time_to_target_s"], strict=True
+        ):
+            assert (seconds is not None) == (accuracy >= target), name
+            assert seconds is None or 0 < seconds <= max(result["wall_s"])
+    table = capsys.readouterr().out
+    assert "| frozen_views_4: freeze=all, 4 cached augmented views per image |" in table
+    assert " vs frozen |" in table and " vs default |" in table
+
+
+def test_time_to_accuracy_is_the_first_epoch_at_the_target() -> None:
+    times = RunTimes(epoch_val_acc=[0.5, 0.8, 0.7, 0.9], epoch_end_s=[10.0, 20.0, 30.0, 40.0])
+    assert recipes.time_to_reach(times, 0.8) == 20.0
+    assert recipes.time_to_reach(times, 0.85) == 40.0
+    assert recipes.time_to_reach(times, 0.95) is None

@@ -68,9 +68,28 @@ def check_freeze(net: nn.Module, freeze_cfg: DictConfig) -> None:
     ):
         raise UserError(
             "freeze.cache_features=true needs a fixed backbone: use it with freeze=all "
-            "(only the head trains, freeze.train_bn=false, no unfreezing)"
+            "(only the head trains, freeze.train_bn=false, no unfreezing), or set "
+            "freeze.cache_features=false"
         )
     FreezePolicy.from_config(trainable).validate(net)
+
+
+def check_cached_views(cfg: DictConfig) -> None:
+    """`freeze.cached_views`: augmented views need the cache and the augmentation."""
+    views = cfg.freeze.get("cached_views") or 0
+    require_int(views, "freeze.cached_views", 0)
+    if not views:
+        return
+    if not cfg.freeze.get("cache_features"):
+        raise UserError(
+            f"freeze.cached_views={views} caches augmented views of each image, which needs "
+            "freeze.cache_features=true (freeze=all); or set freeze.cached_views=0"
+        )
+    if not (cfg.data.get("augment") or {}).get("enabled", True):
+        raise UserError(
+            f"freeze.cached_views={views} with data.augment.enabled=false would cache the same "
+            "center crop each time: set freeze.cached_views=0, or enable the augmentation"
+        )
 
 
 def architecture(model_name: str) -> nn.Module:
@@ -121,6 +140,7 @@ def check_train_config(cfg: DictConfig) -> None:
         )
     net = architecture(cfg.model.name)
     check_freeze(net, cfg.freeze)
+    check_cached_views(cfg)
     check_input_size(net, cfg.model.name, cfg.data.get("image_size"))
     # The data module checks its own settings when it is built, before it reads anything.
     require_number(resolved_lr(cfg), "optimizer.lr", 0.0)

@@ -53,7 +53,10 @@ def cache_key(**parts: str) -> str:
 
 @torch.inference_mode()
 def compute_features(
-    model: nn.Module, head: nn.Module, loader: DataLoader
+    model: nn.Module,
+    head: nn.Module,
+    loader: DataLoader,
+    description: str = "Computing backbone features",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(features that enter the head, labels) for every batch of `loader`, in order, computed
     on the model's device."""
@@ -65,7 +68,7 @@ def compute_features(
     device = next(model.parameters()).device
     try:
         with torch.inference_mode():
-            for images, targets in progress(loader, "Computing backbone features"):
+            for images, targets in progress(loader, description):
                 model(images.to(device, non_blocking=True))
                 labels.append(targets)
     finally:

@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from src.data.datamodule import ImageFolderDataModule
 from src.data.images import DECODING
@@ -36,12 +36,13 @@ class CachedFeatureDataModule(L.LightningDataModule):
     it resumes from. Checkpoints record the image data's settings, which `evaluate` rebuilds.
     """
 
-    def __init__(self, images: ImageFolderDataModule, cache: FeatureCache) -> None:
+    def __init__(self, images: ImageFolderDataModule, cache: FeatureCache, views: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters(images.hparams, logger=False)
         self.images = images
         self.cache = cache
-        self._datasets: tuple[TensorDataset, TensorDataset] | None = None
+        self.views = views
+        self._datasets: tuple[Dataset, TensorDataset] | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -53,11 +54,20 @@ class CachedFeatureDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         self.images.trainer = self.trainer
         self.images.setup(stage)
-        if stage == "fit" and self.images.augment.get("enabled", True):
+        if stage != "fit" or not self.images.augment.get("enabled", True):
+            return
+        if self.views:
+            log.info(
+                "freeze.cached_views=%d: the head trains on the features of %d augmented views "
+                "of each image, computed once; each epoch draws one view per image",
+                self.views,
+                self.views,
+            )
+        else:
             log.info(
                 "freeze.cache_features=true: the head trains on the features of center crops; "
-                "data.augment does not apply (freeze.cache_features=false trains on augmented "
-                "images)"
+                "data.augment does not apply (freeze.cached_views=N caches N augmented views, "
+                "freeze.cache_features=false trains on augmented images)"
             )
 
     def train_dataloader(self) -> DataLoader:
@@ -73,7 +83,7 @@ class CachedFeatureDataModule(L.LightningDataModule):
         _, val = self.datasets()
         return DataLoader(val, batch_size=self.images.batch_size)
 
-    def datasets(self) -> tuple[TensorDataset, TensorDataset]:
+    def datasets(self) -> tuple[Dataset, TensorDataset]:
         if self._datasets is None:
             self._datasets = cached_features(
                 self.images,
@@ -81,8 +91,25 @@ class CachedFeatureDataModule(L.LightningDataModule):
                 self.cache,
                 precision=str(self.trainer.precision),
                 precision_context=self.trainer.precision_plugin.forward_context,
+                views=self.views,
             )
         return self._datasets
+
+
+class RandomViewFeatures(Dataset):
+    """(the features of one of an image's cached augmented views, label): the view is drawn
+    anew at every access, so each epoch sees another mix of views."""
+
+    def __init__(self, views: torch.Tensor, labels: torch.Tensor) -> None:
+        self.views = views  # [views, images, features]
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        view = int(torch.randint(len(self.views), ()))
+        return self.views[view, index], self.labels[index]
 
 
 def cached_features(
@@ -91,14 +118,17 @@ def cached_features(
     cache: FeatureCache,
     precision: str = "32-true",
     precision_context: Callable[[], AbstractContextManager] = nullcontext,
-) -> tuple[TensorDataset, TensorDataset]:
+    views: int = 0,
+) -> tuple[Dataset, TensorDataset]:
     """(train, val) features under the model's current backbone weights, on its device, computed
     under the trainer's precision (`precision_context`, e.g. autocast for bf16-mixed), as the
     backbone would run in training.
 
-    `model` is an `ImageClassifier` (its `net`, `head_name` and `hparams.model`). Both splits use
-    the deterministic validation transform (resize + center crop): augmented views would differ
-    every epoch, which is exactly what a cache cannot hold.
+    `model` is an `ImageClassifier` (its `net`, `head_name` and `hparams.model`). Validation
+    images, and with `views=0` training images too, go through the deterministic transform
+    (resize + center crop). With `views=K`, each training image is augmented K times, once
+    per pass of the augmented loader (its workers draw new crops each pass, from the run's
+    seed), and the training set serves one of the K views per image at every access.
     """
     images.setup("fit")
     common = {
@@ -110,23 +140,48 @@ def cached_features(
         "normalisation": f"{model.hparams.model['mean']}|{model.hparams.model['std']}",
         "precision": precision,
     }
+    if views:
+        augmentation = repr(images.train_transform())
+        common |= {
+            "views": str(views),
+            "augmentation": augmentation,
+            "seed": str(torch.initial_seed()),
+        }
     train, val = images.train_samples, images.val_samples
     key = cache_key(**common, train=files_fingerprint(train), val=files_fingerprint(val))
+    batch_size = max(images.batch_size, FEATURE_BATCH_SIZE)
+
+    def run(loader: DataLoader, description: str) -> tuple[torch.Tensor, torch.Tensor]:
+        with precision_context():
+            return compute_features(model, model.head, loader, description)
 
     def compute() -> dict[str, torch.Tensor]:
-        # One pass over both splits: one loader start-up, batches as large as fit comfortably.
-        loader = images.eval_loader([*train, *val], max(images.batch_size, FEATURE_BATCH_SIZE))
-        with precision_context():
-            features, labels = compute_features(model, model.head, loader)
+        if not views:
+            # One pass over both splits: one loader start-up.
+            loader = images.eval_loader([*train, *val], batch_size)
+            features, labels = run(loader, "Computing backbone features")
+            return {
+                "train_features": features[: len(train)],
+                "train_labels": labels[: len(train)],
+                "val_features": features[len(train) :],
+                "val_labels": labels[len(train) :],
+            }
+        val_features, val_labels = run(
+            images.eval_loader(val, batch_size), "Computing validation features"
+        )
+        passes = [
+            run(images.augmented_train_loader(batch_size), f"Computing view {view + 1}/{views}")
+            for view in range(views)
+        ]
         return {
-            "train_features": features[: len(train)],
-            "train_labels": labels[: len(train)],
-            "val_features": features[len(train) :],
-            "val_labels": labels[len(train) :],
+            "train_views": torch.stack([features for features, _ in passes]),
+            "train_labels": passes[0][1],
+            "val_features": val_features,
+            "val_labels": val_labels,
         }
 
     stored = cache.load_or_compute(key, compute)
-    return (
-        TensorDataset(stored["train_features"], stored["train_labels"]),
-        TensorDataset(stored["val_features"], stored["val_labels"]),
-    )
+    val_set = TensorDataset(stored["val_features"], stored["val_labels"])
+    if views:
+        return RandomViewFeatures(stored["train_views"], stored["train_labels"]), val_set
+    return TensorDataset(stored["train_features"], stored["train_labels"]), val_set

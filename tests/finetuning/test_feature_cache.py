@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,60 @@ def test_balanced_classes_are_drawn_from_cached_features(
     count = len(data.images.train_samples)
     data._datasets = (TensorDataset(torch.zeros(count, 4), torch.zeros(count)),) * 2
     assert isinstance(data.train_dataloader().sampler, WeightedRandomSampler)
+
+
+def test_cached_augmented_views_differ_and_each_epoch_draws_among_them(
+    stripes_root: Path, tmp_path: Path
+) -> None:
+    """`freeze.cached_views=3`: three augmented views per training image, computed once; each
+    access draws one of them, so two epochs see different views of the same image."""
+    cache = FeatureCache(tmp_path)
+    model = build_classifier([], cache_features=True, seed=0)
+    torch.manual_seed(0)
+    train_views, val = cached_features(images(stripes_root), model, cache, views=3)
+    centre, centre_val = cached_features(images(stripes_root), model, cache)
+    assert cache.computed == 2  # the views are a cache of their own
+    assert torch.equal(val.tensors[0], centre_val.tensors[0])  # validation: center crops
+    views = train_views.views
+    assert views.shape == (3, *centre.tensors[0].shape)
+    assert torch.equal(train_views.labels, centre.tensors[1])
+    assert not torch.allclose(views[0], views[1])  # augmented anew in each pass
+    assert not torch.allclose(views[0], centre.tensors[0])  # not the center crop
+
+    def epoch() -> torch.Tensor:
+        return torch.stack([train_views[index][0] for index in range(len(train_views))])
+
+    first, second = epoch(), epoch()
+    assert not torch.equal(first, second)
+    for drawn in (first, second):  # every served feature is one of its image's views
+        matches = (views == drawn.unsqueeze(0)).all(dim=-1)  # [views, images]
+        assert matches.any(dim=0).all()
+
+
+def test_training_on_cached_views(make_config, folder_overrides, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    overrides = ["freeze=all", "freeze.cache_features=true", "freeze.cached_views=2"]
+    assert train(make_config([*folder_overrides, *overrides])) is not None
+    assert "the features of 2 augmented views of each image" in caplog.text
+    (stored,) = (tmp_path / "data" / ".cache" / "features").glob("*.pt")
+    views = torch.load(stored, weights_only=True)["train_views"]
+    assert views.shape[0] == 2 and not torch.equal(views[0], views[1])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["freeze=all", "freeze.cached_views=2"], "needs freeze.cache_features=true"),
+        (
+            ["freeze=all", "freeze.cache_features=true", "freeze.cached_views=2",
+             "data.augment.enabled=false"],
+            "would cache the same center crop",
+        ),
+        (["freeze=all", "freeze.cache_features=true", "freeze.cached_views=-1"], "cached_views"),
+    ],
+)  # fmt: skip
+def test_cached_views_are_refused_where_they_cannot_work(
+    make_config, folder_overrides, overrides: list[str], message: str
+) -> None:
+    with pytest.raises(UserError, match=message):
+        train(make_config([*folder_overrides, *overrides]))
