@@ -118,7 +118,10 @@ def weights_file(choice: str, model: str) -> Path | None:
     if choice == "none":
         return None
     if choice == "auto":
-        return SHARED_WEIGHTS if model == "resnet34" and SHARED_WEIGHTS.is_file() else None
+        if model == "resnet34" and SHARED_WEIGHTS.is_file():
+            return SHARED_WEIGHTS
+        log.warning("No %s weights at %s: random weights (--weights PATH)", model, SHARED_WEIGHTS)
+        return None
     return Path(choice)
 
 

@@ -36,12 +36,18 @@ def test_two_processes_share_one_run_dir(
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
-def test_sweep_of_ddp_jobs_runs_each_job_once(stripes_root: Path, tmp_path: Path) -> None:
-    """Each job's two processes share that job's dir; no process starts a sweep of its own."""
+@pytest.mark.parametrize(
+    "tune", [[], ["tune=lr_find", "tune.num_training=6"]], ids=["fit", "lr_find_then_fit"]
+)
+def test_sweep_of_ddp_jobs_runs_each_job_once(
+    tune: list[str], stripes_root: Path, tmp_path: Path
+) -> None:
+    """Each job's two processes share that job's dir; no process starts a sweep of its own,
+    nor does the learning-rate finder, which fits too (#11300)."""
     result = run_module(
         "src.train", "-m", "freeze.trainable=[layer4],[fc]", "data=folder",
         f"data.root={stripes_root}", *TINY, "trainer.accelerator=cpu", "trainer.devices=2",
-        cwd=tmp_path,
+        *tune, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "train_multirun").iterdir()
@@ -52,6 +58,7 @@ def test_sweep_of_ddp_jobs_runs_each_job_once(stripes_root: Path, tmp_path: Path
         checkpoint = torch.load(sweep / job / "checkpoints" / "last.ckpt", weights_only=True)
         assert checkpoint["global_step"] == 4
         assert not (sweep / job / "outputs").exists()
+        assert (sweep / job / "lr_find.png").is_file() == bool(tune)
     assert not (tmp_path / "outputs" / "train").exists()  # no stray single runs either
     frozen = torch.load(sweep / "1" / "checkpoints" / "last.ckpt", weights_only=True)
     assert frozen["hyper_parameters"]["freeze"]["trainable"] == ["fc"]
