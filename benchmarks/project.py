@@ -61,6 +61,8 @@ def project_overrides(
         "trainer.accelerator=cpu",
         *QUIET,
     ]
+    if freeze == "all":  # both loops run the backbone on images; `extra` can turn the cache on
+        overrides.append("freeze.cache_features=false")
     if workers is not None:
         overrides.append(f"data.num_workers={workers}")
     if weights is not None:

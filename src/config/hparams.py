@@ -40,6 +40,7 @@ def compared_settings(cfg: DictConfig) -> dict[str, Any]:
         "freeze.train_bn": freeze.get("train_bn"),
         "freeze.unfreeze_at": freeze.get("unfreeze_at"),
         "freeze.cache_features": freeze.get("cache_features", False),
+        "freeze.cached_views": freeze.get("cached_views", 0),
         "optimizer": _short(optimizer.get("_target_")),
         "lr": optimizer.get("lr"),
         "backbone_lr_mult": optimizer.get("backbone_lr_mult", 1.0),

@@ -13,7 +13,7 @@ from torch.utils.data import TensorDataset, WeightedRandomSampler
 from src.data.datamodule import ImageFolderDataModule
 from src.finetuning.feature_cache import FeatureCache
 from src.finetuning.feature_data import CachedFeatureDataModule, cached_features
-from src.train import train
+from src.train import build_datamodule, train
 from src.utils.errors import UserError
 from tests.helpers import build_classifier
 
@@ -188,7 +188,10 @@ def test_training_on_cached_views(make_config, folder_overrides, tmp_path: Path,
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["freeze=all", "freeze.cached_views=2"], "needs freeze.cache_features=true"),
+        (
+            ["freeze=all", "freeze.cache_features=false", "freeze.cached_views=2"],
+            "needs freeze.cache_features=true",
+        ),
         (
             ["freeze=all", "freeze.cache_features=true", "freeze.cached_views=2",
              "data.augment.enabled=false"],
@@ -202,3 +205,18 @@ def test_cached_views_are_refused_where_they_cannot_work(
 ) -> None:
     with pytest.raises(UserError, match=message):
         train(make_config([*folder_overrides, *overrides]))
+
+
+def test_the_fixed_feature_extractor_caches_by_default_but_not_the_tutorial_preset(
+    make_config, folder_overrides
+) -> None:
+    cfg = make_config([*folder_overrides, "freeze=all"])
+    assert isinstance(build_datamodule(cfg), CachedFeatureDataModule)
+    assert cfg.freeze.cached_views == 0
+    tutorial = make_config([*folder_overrides, "experiment=tutorial_feature_extractor"])
+    assert tutorial.freeze.trainable == [] and not tutorial.freeze.cache_features
+    assert isinstance(build_datamodule(tutorial), ImageFolderDataModule)
+    message = r"needs a fixed backbone.*or set freeze.cache_features=false"
+    with pytest.raises(UserError, match=message):
+        train(make_config([*folder_overrides, "freeze=all", "freeze.train_bn=true"]))
+    assert not make_config([*folder_overrides, "experiment=modern"]).freeze.cache_features
