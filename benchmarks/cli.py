@@ -1,10 +1,29 @@
-"""Command-line options that every benchmark takes."""
+"""Command-line options that every benchmark takes, and the scratch dir each works in."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger("benchmarks")
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str, keep: bool = False) -> Iterator[Path]:
+    """A fresh temporary dir (split links, run dirs), removed afterwards unless `keep`."""
+    work_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work_dir
+    finally:
+        if keep:
+            log.info("Work dir kept: %s", work_dir)
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:

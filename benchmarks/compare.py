@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +25,7 @@ import torch
 from hydra.errors import ConfigCompositionException
 
 from benchmarks.ceiling import run_ceiling
-from benchmarks.cli import add_output_arguments, add_source_arguments
+from benchmarks.cli import add_output_arguments, add_source_arguments, scratch_dir
 from benchmarks.data import SHARED_WEIGHTS, make_split, resolve_source
 from benchmarks.project import (
     compose_train_config,
@@ -36,7 +34,7 @@ from benchmarks.project import (
     with_default_callbacks,
 )
 from benchmarks.reference import ReferenceSettings, run_reference
-from benchmarks.report import environment, fmt, fmt_ratio, header_lines, ratio, write_json
+from benchmarks.report import environment, fmt, fmt_ratio, header_lines, publish, ratio
 from benchmarks.timing import RunTimes
 from src.config.resolvers import batch_lr_factor
 from src.data.transforms import resize_size_for
@@ -247,8 +245,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     weights = weights_file(args.weights, args.model)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(prefix="tl-benchmark-"))
-    try:
+    with scratch_dir("tl-benchmark-", args.keep) as work_dir:
         source_root, source = resolve_source(
             args.data,
             args.zip,
@@ -314,19 +311,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             name: [times.wall_s for times in runs] for name, runs in rounds.items()
         }
         results = {name: median_run(runs) for name, runs in rounds.items()}
-    finally:
-        if args.keep:
-            log.info("Work dir kept: %s", work_dir)
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
     report = {
         "environment": environment("benchmarks.compare", argv),
         **summarise(settings, results),
     }
-    print(format_report(report), flush=True)
-    if args.json:
-        write_json(args.json, report)
-    return report
+    return publish(report, format_report(report), args.json)
 
 
 def quiet_logging(verbose: bool) -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,12 +21,12 @@ from hydra.utils import instantiate
 from torch.utils.data import Dataset
 from torchvision import datasets
 
-from benchmarks.cli import add_output_arguments, add_source_arguments
+from benchmarks.cli import add_output_arguments, add_source_arguments, scratch_dir
 from benchmarks.compare import cli, reference_settings
 from benchmarks.data import make_split, resolve_source
 from benchmarks.project import compose_train_config
 from benchmarks.reference import data_transforms
-from benchmarks.report import environment, fmt_ratio, header_lines, ratio, write_json
+from benchmarks.report import environment, fmt_ratio, header_lines, publish, ratio
 from src.data.datamodule import ImageFolderDataModule
 
 log = logging.getLogger("benchmarks.decode")
@@ -142,8 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(prefix="tl-decode-"))
-    try:
+    with scratch_dir("tl-decode-") as work_dir:
         source_root, source = resolve_source(
             args.data,
             args.zip,
@@ -166,8 +163,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "reference": images_per_second(reference, args.repeats),
                 "project": images_per_second(project, args.repeats),
             }
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
     results = {
         phase: {
             "reference": max(r["reference"]),
@@ -190,10 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "results": results,
     }
-    print(format_report(report), flush=True)
-    if args.json:
-        write_json(args.json, report)
-    return report
+    return publish(report, format_report(report), args.json)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,11 @@ import logging
 import shutil
 import statistics
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cli import add_output_arguments, add_source_arguments
+from benchmarks.cli import add_output_arguments, add_source_arguments, scratch_dir
 from benchmarks.compare import SPLIT_SEED, cli, reference_settings, weights_file
 from benchmarks.data import make_split, resolve_source
 from benchmarks.project import (
@@ -34,7 +33,7 @@ from benchmarks.project import (
     with_default_callbacks,
 )
 from benchmarks.reference import run_reference
-from benchmarks.report import environment, fmt, header_lines, write_json
+from benchmarks.report import environment, fmt, header_lines, publish
 from benchmarks.timing import RunTimes
 
 log = logging.getLogger("benchmarks.recipes")
@@ -162,20 +161,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def overrides_for(
+    args: argparse.Namespace, root: Path, weights: Path | None, freeze: str, extra: list[str]
+) -> list[str]:
+    """The project's overrides for the table's settings, then `extra`."""
+    return project_overrides(
+        root, args.model, freeze, args.image_size, args.batch_size, args.workers, args.epochs,
+        weights, extra,
+    )  # fmt: skip
+
+
 def run_recipe(
     recipe: Recipe, seed: int, args: argparse.Namespace, root: Path, weights, work: Path
 ) -> RunTimes:
-    overrides = project_overrides(
-        root,
-        args.model,
-        recipe.freeze,
-        args.image_size,
-        args.batch_size,
-        args.workers,
-        args.epochs,
-        weights,
-        [f"seed={seed}", *recipe.overrides, *args.project_overrides],
-    )
+    extra = [f"seed={seed}", *recipe.overrides, *args.project_overrides]
+    overrides = overrides_for(args, root, weights, recipe.freeze, extra)
     try:
         return run_project(with_default_callbacks(overrides), work)
     finally:
@@ -231,8 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     weights = weights_file(args.weights, args.model)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
-    work_dir = Path(tempfile.mkdtemp(prefix="tl-recipes-"))
-    try:
+    with scratch_dir("tl-recipes-", args.keep) as work_dir:
         source_root, source = resolve_source(
             args.data, args.zip, args.synthetic, args.cache_dir, args.num_images
         )
@@ -247,10 +246,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         target, reference = None, None
         if args.reference_batch_size:
-            overrides = project_overrides(
-                split.root, args.model, "none", args.image_size, args.batch_size,
-                args.workers, args.epochs, weights, [f"seed={args.seeds[0]}"],
-            )  # fmt: skip
+            overrides = overrides_for(args, split.root, weights, "none", [f"seed={args.seeds[0]}"])
             cfg = compose_train_config(overrides, work_dir / "config")
             settings = reference_settings(cfg, weights, args.reference_batch_size, args.workers)
             log.info("Running the tutorial loop")
@@ -263,11 +259,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 work = work_dir / f"{name}-{seed}"
                 times = run_recipe(RECIPES[name], seed, args, split.root, weights, work)
                 results[name].add(seed, times, target)
-    finally:
-        if args.keep:
-            log.info("Work dir kept: %s", work_dir)
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
     report = {
         "environment": environment("benchmarks.recipes", argv),
         "settings": {
@@ -287,10 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "reference": None if reference is None else reference.as_dict(),
         "recipes": {name: result.summary() for name, result in results.items()},
     }
-    print(format_report(report), flush=True)
-    if args.json:
-        write_json(args.json, report)
-    return report
+    return publish(report, format_report(report), args.json)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The header, table and JSON shared by `benchmarks.compare` and `benchmarks.decode`."""
+"""The header, table and JSON shared by the benchmarks."""
 
 from __future__ import annotations
 
@@ -70,3 +70,11 @@ def fmt_ratio(value: float | None) -> str:
 def write_json(path: Path, report: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def publish(report: dict[str, Any], table: str, json_path: Path | None) -> dict[str, Any]:
+    """Print the table, write the report as JSON when asked; returns the report."""
+    print(table, flush=True)
+    if json_path:
+        write_json(json_path, report)
+    return report
