@@ -64,6 +64,10 @@ RECIPES: dict[str, Recipe] = {
     "mixup_cutmix": Recipe(
         "MixUp 0.2 / CutMix 1.0", ("data.augment.mixup=0.2", "data.augment.cutmix=1.0")
     ),
+    "progressive": Recipe(
+        "progressive resizing: half size first, full size in the last epoch",
+        ("data.progressive_resizing.enabled=true",),
+    ),
     "frozen": Recipe(
         "freeze=all on augmented images (the tutorial's feature extractor)",
         ("freeze.cache_features=false",),

@@ -168,7 +168,7 @@ def test_recipes_table_runs_every_recipe_per_seed_against_the_tutorial_target(
             "--synthetic", "--model", "resnet18", "--weights", "none", "--image-size", "32",
             "--batch-size", "4", "--reference-batch-size", "2", "--num-images", "16",
             "--epochs", "2", "--workers", "0", "--seeds", "0", "1",
-            "--recipes", "default", "ema", "frozen", "frozen_views_4",
+            "--recipes", "default", "ema", "progressive", "frozen", "frozen_views_4",
             "--cache-dir", str(tmp_path / "cache"), "--json", str(output),
         ]
     )  # fmt: skip
@@ -179,7 +179,7 @@ def test_recipes_table_runs_every_recipe_per_seed_against_the_tutorial_target(
         <= target
         == max(report["reference"]["epoch_val_acc"])
     )
-    assert list(report["recipes"]) == ["default", "ema", "frozen", "frozen_views_4"]
+    assert list(report["recipes"]) == ["default", "ema", "progressive", "frozen", "frozen_views_4"]
     for name, result in report["recipes"].items():
         assert result["seeds"] == [0, 1], name
         assert all(0 <= acc <= 1 for acc in result["best_val_acc"])

@@ -76,6 +76,9 @@ def test_no_host_reads_in_training_steps(make_config, stripes_root: Path, counte
             "data.batch_size=2",
             "data.num_workers=1",
             "trainer.max_epochs=1",
+            # batches resized on the device in the one epoch (16 px)
+            "data.progressive_resizing.enabled=true",
+            "data.progressive_resizing.final_epochs=0",
             "trainer.limit_val_batches=1",
             "trainer.log_every_n_steps=100",  # no logging step among the counted ones
             "+callbacks.count._target_=tests.test_host_synchronisation.CountBetweenBatchStarts",

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 from torch import nn
 
+from src.data.progressive_resizing import ProgressiveResizing
 from src.finetuning.blocks import last_blocks
 from src.finetuning.freeze import FreezePolicy
 from src.finetuning.head import find_head
@@ -92,6 +93,49 @@ def check_cached_views(cfg: DictConfig) -> None:
         )
 
 
+def check_cached_features_inputs(cfg: DictConfig) -> None:
+    """Cached features are computed once per image: options that change the images of each
+    training batch cannot apply to them, and are refused rather than silently ignored."""
+    if not cfg.freeze.get("cache_features"):
+        return
+    augment = cfg.data.get("augment") or {}
+    batch_options = [f"data.augment.{key}" for key in ("mixup", "cutmix") if augment.get(key)]
+    if (cfg.data.get("progressive_resizing") or {}).get("enabled"):
+        batch_options.append("data.progressive_resizing")
+    if batch_options:
+        raise UserError(
+            f"{' and '.join(batch_options)} change(s) training images, but "
+            "freeze.cache_features=true trains on features computed once per image: set "
+            "freeze.cache_features=false (the backbone then runs on every image), or turn them off"
+        )
+
+
+def check_progressive_resizing(net: nn.Module, cfg: DictConfig) -> None:
+    """Progressive resizing needs a known number of epochs, and a network that takes its
+    smallest size."""
+    settings = cfg.data.get("progressive_resizing") or {}
+    if not settings.get("enabled"):
+        return
+    max_epochs = cfg.trainer.get("max_epochs")
+    if not is_int(max_epochs) or max_epochs < 1:
+        raise UserError(
+            f"data.progressive_resizing grows the images over trainer.max_epochs={max_epochs!r}: "
+            "give a number of epochs, or set data.progressive_resizing.enabled=false"
+        )
+    image_size = cfg.data.get("image_size")
+    if not is_int(image_size):
+        return  # the data module reports a bad data.image_size
+    smallest = ProgressiveResizing(**settings).size_at(0, max_epochs, image_size)
+    if smallest != image_size:
+        check_input_size(
+            net,
+            cfg.model.name,
+            smallest,
+            f"{smallest} px, the first size of data.progressive_resizing",
+            "set data.progressive_resizing.enabled=false, or a larger start_scale",
+        )
+
+
 def architecture(model_name: str) -> nn.Module:
     """The network without memory for its weights (on the meta device) where torchvision can
     build it so (RegNets compute their widths from real tensors: those are built on the CPU)."""
@@ -102,9 +146,16 @@ def architecture(model_name: str) -> nn.Module:
         return torchvision.models.get_model(model_name, weights=None)
 
 
-def check_input_size(net: nn.Module, model_name: str, image_size: object) -> None:
+def check_input_size(
+    net: nn.Module,
+    model_name: str,
+    image_size: object,
+    what: str | None = None,
+    fix: str | None = None,
+) -> None:
     """Refuse an image size the network cannot take (ViTs take one size only), with the size it
-    needs, instead of an assertion deep inside torchvision at the first batch."""
+    needs, instead of an assertion deep inside torchvision at the first batch. `what` names the
+    size (default: data.image_size) and `fix` says what to do instead."""
     if not is_int(image_size) or image_size < 8:
         return  # the data module reports a bad data.image_size
     device = next(net.parameters()).device
@@ -115,9 +166,10 @@ def check_input_size(net: nn.Module, model_name: str, image_size: object) -> Non
         return
     except (AssertionError, RuntimeError) as error:
         needed = getattr(net, "image_size", None)
-        fix = f"use data.image_size={needed}" if needed else "use a larger data.image_size"
+        if fix is None:
+            fix = f"use data.image_size={needed}" if needed else "use a larger data.image_size"
         raise UserError(
-            f"model.name={model_name} cannot take data.image_size={image_size} "
+            f"model.name={model_name} cannot take {what or f'data.image_size={image_size}'} "
             f"({one_line(error)[:120]}); {fix}"
         ) from None
 
@@ -142,6 +194,8 @@ def check_train_config(cfg: DictConfig) -> None:
     check_freeze(net, cfg.freeze)
     check_cached_views(cfg)
     check_input_size(net, cfg.model.name, cfg.data.get("image_size"))
+    check_cached_features_inputs(cfg)
+    check_progressive_resizing(net, cfg)
     # The data module checks its own settings when it is built, before it reads anything.
     require_number(resolved_lr(cfg), "optimizer.lr", 0.0)
     if cfg.optimizer.lr == 0:

@@ -22,6 +22,7 @@ from src.data.device_decoding import (
 )
 from src.data.image_checks import find_unusable
 from src.data.images import DEFAULT_MAX_PIXELS
+from src.data.progressive_resizing import ProgressiveResizing, resize_batch
 from src.data.samples import (
     Sample,
     collect_samples,
@@ -58,6 +59,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         split_seed: int | None = 0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         augment: dict[str, Any] | None = None,
+        progressive_resizing: dict[str, Any] | None = None,
         cache_dir: str | None = None,
         file_list_dir: str | None = None,
         max_read_failures: int = 20,
@@ -94,6 +96,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.max_pixels = max_pixels
         self.augment = dict(augment or {})
         self.augmentation = Augmentation(**self.augment)
+        self.progressive_resizing = ProgressiveResizing(**(progressive_resizing or {}))
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.file_list_dir = Path(file_list_dir) if file_list_dir else None
         self.max_read_failures = max_read_failures
@@ -210,6 +213,14 @@ class ImageFolderDataModule(L.LightningDataModule):
                 if self.file_list_dir
                 else "",
             )
+        if self.progressive_resizing.enabled and self.trainer is not None:
+            sizes = self.progressive_resizing.sizes(self.trainer.max_epochs, self.image_size)
+            log.info(
+                "Progressive resizing: epochs 0-%d train at %s px; validation at %d px",
+                len(sizes) - 1,
+                ", ".join(map(str, sizes)),
+                self.image_size,
+            )
         if self.file_list_dir and self.trainer_is_global_zero:
             write_file_list(
                 self.file_list_dir / "train_files.txt", self.train_samples, self.root, classes
@@ -261,12 +272,18 @@ class ImageFolderDataModule(L.LightningDataModule):
         return self.augmentation.worker_transform(self.image_size)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """MixUp / CutMix of training batches (`data.augment.mixup`, `cutmix`), on the device."""
-        mixing = self.mixing
-        if mixing is None or self.trainer is None or not self.trainer.training:
+        """Training batches on the device: resized to this epoch's size
+        (`data.progressive_resizing`), then MixUp / CutMix (`data.augment.mixup`, `cutmix`)."""
+        if self.trainer is None or not self.trainer.training:
             return batch
         images, labels = batch
-        return mixing(images, labels)
+        epoch, max_epochs = self.trainer.current_epoch, self.trainer.max_epochs
+        images = resize_batch(
+            images, self.progressive_resizing.size_at(epoch, max_epochs, self.image_size)
+        )
+        if self.mixing is not None:
+            images, labels = self.mixing(images, labels)
+        return images, labels
 
     @functools.cached_property
     def mixing(self) -> Callable | None:

@@ -163,8 +163,10 @@ def test_a_jpeg_the_device_decoder_refuses_is_decoded_on_the_cpu(
 def test_training_with_modern_augmentation(
     make_config, jpeg_stripes: Path, decode_on_device: bool
 ) -> None:
-    """TrivialAugment, RandomErasing and MixUp / CutMix, decoded in the workers or on the device."""
+    """TrivialAugment, RandomErasing, MixUp / CutMix and progressive resizing, decoded in the
+    workers or on the device."""
     augment = [
+        "data.progressive_resizing.enabled=true",
         "data.augment.policy=trivial",
         "data.augment.random_erasing=0.25",
         "data.augment.mixup=0.2",

@@ -20,15 +20,19 @@ pytestmark = pytest.mark.slow
 def test_two_processes_share_one_run_dir(
     trainer_overrides: list[str], stripes_root: Path, tmp_path: Path
 ) -> None:
+    progressive = "data.progressive_resizing.enabled=true"
     result = run_module(
         "src.train", "data=folder", f"data.root={stripes_root}", *TINY, *trainer_overrides,
-        cwd=tmp_path,
+        progressive, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     run_dirs = list((tmp_path / "outputs" / "train").iterdir())
     assert len(run_dirs) == 1, run_dirs
     run = run_dirs[0]
-    assert (run / "train_ddp_process_1.log").is_file()  # the second process wrote here too
+    # the second process wrote here too, and both grow their training images alike
+    sizes = "Progressive resizing: epochs 0-1 train at 16, 32 px; validation at 32 px"
+    for log in ("train.log", "train_ddp_process_1.log"):
+        assert sizes in (run / log).read_text(encoding="utf-8"), log
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     # 2 epochs x 2 batches; each process ran its own share of the data in step
