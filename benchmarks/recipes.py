@@ -105,12 +105,17 @@ class RecipeResult:
     wall_s: list[float] = field(default_factory=list)
     #: Seconds from the start to the first validation at or above the target (None: never).
     time_to_target_s: list[float | None] = field(default_factory=list)
+    #: Per run: validation accuracy after each epoch, and the seconds from the start to it.
+    epoch_val_acc: list[list[float]] = field(default_factory=list)
+    epoch_end_s: list[list[float]] = field(default_factory=list)
 
     def add(self, seed: int, times: RunTimes, target: float | None) -> None:
         self.seeds.append(seed)
         self.best_val_acc.append(max(times.epoch_val_acc))
         self.wall_s.append(times.wall_s)
         self.time_to_target_s.append(time_to_reach(times, target))
+        self.epoch_val_acc.append(list(times.epoch_val_acc))
+        self.epoch_end_s.append(list(times.epoch_end_s))
 
     def summary(self) -> dict[str, Any]:
         reached = [s for s in self.time_to_target_s if s is not None]
@@ -125,7 +130,13 @@ class RecipeResult:
             "time_to_target_s": self.time_to_target_s,
             "runs_reaching_target": len(reached),
             "median_time_to_target_s": statistics.median(reached) if reached else None,
+            "epoch_val_acc": self.epoch_val_acc,
+            "epoch_end_s": self.epoch_end_s,
         }
+
+
+#: Accuracies this close count as equal: the project logs float32, the tutorial loop float64.
+SAME_ACCURACY = 1e-6
 
 
 def time_to_reach(times: RunTimes, target: float | None) -> float | None:
@@ -133,7 +144,7 @@ def time_to_reach(times: RunTimes, target: float | None) -> float | None:
     if target is None:
         return None
     for accuracy, seconds in zip(times.epoch_val_acc, times.epoch_end_s, strict=True):
-        if accuracy >= target - 1e-9:
+        if accuracy >= target - SAME_ACCURACY:
             return seconds
     return None
 

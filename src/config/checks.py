@@ -103,8 +103,9 @@ def check_cached_features_inputs(cfg: DictConfig) -> None:
     if (cfg.data.get("progressive_resizing") or {}).get("enabled"):
         batch_options.append("data.progressive_resizing")
     if batch_options:
+        verb = "changes" if len(batch_options) == 1 else "change"
         raise UserError(
-            f"{' and '.join(batch_options)} change(s) training images, but "
+            f"{' and '.join(batch_options)} {verb} training images, but "
             "freeze.cache_features=true trains on features computed once per image: set "
             "freeze.cache_features=false (the backbone then runs on every image), or turn them off"
         )

@@ -6,4 +6,5 @@
   are unusable, decoding JPEG batches on the training device.
 - `transforms`, `samples`, `dataset`: augmentation and resizing, the file lists and the split,
   the torch Datasets over them.
+- `progressive_resizing`: the training image size of each epoch, and resizing a batch to it.
 """

@@ -99,7 +99,10 @@ def test_training_grows_the_images_and_validates_at_full_size_also_after_a_resum
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ([ON, "freeze=all"], "data.progressive_resizing change.* freeze.cache_features=false"),
+        (
+            [ON, "freeze=all"],
+            "data.progressive_resizing changes .* set freeze.cache_features=false",
+        ),
         (
             ["freeze=all", "data.augment.mixup=0.2", "data.augment.cutmix=1.0"],
             "data.augment.mixup and data.augment.cutmix change",
