@@ -103,11 +103,12 @@ def check_cached_features_inputs(cfg: DictConfig) -> None:
     if (cfg.data.get("progressive_resizing") or {}).get("enabled"):
         batch_options.append("data.progressive_resizing")
     if batch_options:
-        verb = "changes" if len(batch_options) == 1 else "change"
+        verb, them = ("changes", "it") if len(batch_options) == 1 else ("change", "them")
         raise UserError(
             f"{' and '.join(batch_options)} {verb} training images, but "
             "freeze.cache_features=true trains on features computed once per image: set "
-            "freeze.cache_features=false (the backbone then runs on every image), or turn them off"
+            "freeze.cache_features=false (the backbone then runs on every image), "
+            f"or turn {them} off"
         )
 
 

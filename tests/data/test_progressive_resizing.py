@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch import Callback
 
 from src.data.progressive_resizing import ProgressiveResizing, resize_batch
+from src.evaluate import evaluate
 from src.train import train
 from src.utils.errors import UserError
 from tests.helpers import NO_DATA
@@ -95,6 +96,13 @@ def test_training_grows_the_images_and_validates_at_full_size_also_after_a_resum
     assert recorded.training == {0: {16}, 1: {24}, 2: {32}}
     assert recorded.validation == {0: {32}, 1: {32}, 2: {32}}
 
+    # evaluate scores best.ckpt at the size validation scored it
+    best = tmp_path / "r" / "checkpoints" / "best.ckpt"
+    callbacks = torch.load(best, weights_only=True)["callbacks"]
+    score = next(v["best_model_score"] for k, v in callbacks.items() if "Checkpoint" in k)
+    metrics = evaluate(make_config([f"ckpt_path={best}"], config_name="evaluate"))
+    assert metrics["accuracy"] == pytest.approx(float(score))
+
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
@@ -105,7 +113,7 @@ def test_training_grows_the_images_and_validates_at_full_size_also_after_a_resum
         ),
         (
             ["freeze=all", "data.augment.mixup=0.2", "data.augment.cutmix=1.0"],
-            "data.augment.mixup and data.augment.cutmix change",
+            "data.augment.mixup and data.augment.cutmix change .* or turn them off",
         ),
         ([ON, "trainer.max_epochs=-1"], "over trainer.max_epochs=-1: give a number of epochs"),
         (
