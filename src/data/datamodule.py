@@ -213,7 +213,7 @@ class ImageFolderDataModule(L.LightningDataModule):
                 if self.file_list_dir
                 else "",
             )
-        if self.progressive_resizing.enabled and self.trainer is not None:
+        if stage == "fit" and self.progressive_resizing.enabled and self.trainer is not None:
             sizes = self.progressive_resizing.sizes(self.trainer.max_epochs, self.image_size)
             log.info(
                 "Progressive resizing: epochs 0-%d train at %s px; validation at %d px",

@@ -42,7 +42,7 @@ class ProgressiveResizing:
         return min(max(size, self.step), full_size)
 
     def sizes(self, max_epochs: int, full_size: int) -> list[int]:
-        """The training size of every epoch, for checks and the log."""
+        """The training size of every epoch, for the run's log."""
         return [self.size_at(epoch, max_epochs, full_size) for epoch in range(max_epochs)]
 
 

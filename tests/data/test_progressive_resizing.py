@@ -3,6 +3,7 @@ validation always at full size; the same sizes after a resume."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import ClassVar
 
@@ -84,10 +85,12 @@ def test_a_batch_is_resized_keeping_its_type_and_content() -> None:
 
 @pytest.mark.slow
 def test_training_grows_the_images_and_validates_at_full_size_also_after_a_resume(
-    make_config, folder_overrides, tmp_path: Path, recorded
+    make_config, folder_overrides, tmp_path: Path, recorded, caplog
 ) -> None:
+    caplog.set_level(logging.INFO)
     first = tmp_path / "first"
     train(make_config([*folder_overrides, *PROGRESSIVE, *record(1), f"paths.output_dir={first}"]))
+    assert "epochs 0-2 train at 16, 24, 32 px; validation at 32 px" in caplog.text
     assert recorded.training == {0: {16}, 1: {24}}
     assert recorded.validation == {0: {32}, 1: {32}}
 
@@ -100,8 +103,10 @@ def test_training_grows_the_images_and_validates_at_full_size_also_after_a_resum
     best = tmp_path / "r" / "checkpoints" / "best.ckpt"
     callbacks = torch.load(best, weights_only=True)["callbacks"]
     score = next(v["best_model_score"] for k, v in callbacks.items() if "Checkpoint" in k)
+    caplog.clear()
     metrics = evaluate(make_config([f"ckpt_path={best}"], config_name="evaluate"))
     assert metrics["accuracy"] == pytest.approx(float(score))
+    assert "Progressive resizing" not in caplog.text  # no training schedule in an evaluation
 
 
 @pytest.mark.parametrize(
