@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.report import environment, fmt_ratio, header_lines, ratio, write_json
+from src.data.images import DEFAULT_MAX_PIXELS
 from src.data.samples import find_image_files
 from src.models.checkpoint import load_checkpoint
 from src.serving.classifiers import OnnxClassifier
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     size = int(model.hparams.image_size)
     root = args.images or Path((trained_on or {}).get("root", ""))
     files = find_image_files(root, "--images")
-    images = parity_images(files, size, 89_478_485, args.num_images)
+    images = parity_images(files, size, DEFAULT_MAX_PIXELS, args.num_images)
     settings = model.hparams.model
     metadata = serving_metadata(list(model.class_names), size, settings["mean"], settings["std"])
     with tempfile.TemporaryDirectory() as work:

@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from src.data.images import pixel_limit
 from src.data.samples import find_image_files
 from src.models.checkpoint import load_checkpoint
 from src.serving.onnx_export import export_verified, parity_images, serving_metadata
@@ -30,7 +31,8 @@ def export(cfg: DictConfig) -> Path:
     if not images_root:
         raise UserError("give images=path/to/images for the check of the exported model")
     files = find_image_files(Path(images_root).expanduser(), "images")
-    images = parity_images(files, image_size, cfg.max_pixels, cfg.parity_images)
+    max_pixels = pixel_limit(cfg.max_pixels, "max_pixels")
+    images = parity_images(files, image_size, max_pixels, cfg.parity_images)
     settings = model.hparams.model
     metadata = serving_metadata(
         list(model.class_names), image_size, list(settings["mean"]), list(settings["std"])

@@ -14,6 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from src.data.images import pixel_limit
 from src.data.samples import scan_inputs
 from src.evaluation.tta import tta_views
 from src.serving.classifiers import CheckpointClassifier, Classifier, OnnxClassifier
@@ -46,8 +47,9 @@ def main(cfg: DictConfig) -> None:
         workers = default_num_workers(model_on_cpu=classifier.device.type == "cpu")
     run_dir = Path(cfg.paths.output_dir)
     on_batch = gradcam_writer(classifier, run_dir / "gradcam") if cfg.get("gradcam") else None
+    max_pixels = pixel_limit(cfg.max_pixels, "max_pixels")
     predictions = predict_files(
-        files, classifier, cfg.batch_size, cfg.max_pixels, views, workers, on_batch
+        files, classifier, cfg.batch_size, max_pixels, views, workers, on_batch
     )
     predictions += [Prediction(path, error=reason) for path, reason in skipped.items()]
     output = run_dir / "predictions.csv"

@@ -21,7 +21,7 @@ from src.data.device_decoding import (
     decode_batch,
 )
 from src.data.image_checks import find_unusable
-from src.data.images import DEFAULT_MAX_PIXELS
+from src.data.images import pixel_limit
 from src.data.progressive_resizing import ProgressiveResizing, resize_batch
 from src.data.samples import (
     Sample,
@@ -57,7 +57,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         persistent_workers: bool = True,
         val_fraction: float = 0.2,
         split_seed: int | None = 0,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_pixels: int | None = None,
         augment: dict[str, Any] | None = None,
         progressive_resizing: dict[str, Any] | None = None,
         cache_dir: str | None = None,
@@ -80,7 +80,6 @@ class ImageFolderDataModule(L.LightningDataModule):
             )
         if num_workers is not None:
             require_int(num_workers, "data.num_workers", 0)
-        require_int(max_pixels, "data.max_pixels", 1)
         # Lightning stores these in checkpoints; with the class they rebuild this data module.
         self.save_hyperparameters(logger=False)
         self.hparams["_target_"] = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -93,7 +92,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers
         self.val_fraction = val_fraction
         self.split_seed = 0 if split_seed is None else split_seed
-        self.max_pixels = max_pixels
+        self.max_pixels = pixel_limit(max_pixels, "data.max_pixels")
         self.augment = dict(augment or {})
         self.augmentation = Augmentation(**self.augment)
         self.progressive_resizing = ProgressiveResizing(**(progressive_resizing or {}))

@@ -20,10 +20,14 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from torchcodec.decoders import decode_jpeg
 from torchvision.transforms.v2.functional import pil_to_tensor
 
+from src.utils.errors import require_int
+
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 )
-DEFAULT_MAX_PIXELS: int = 89_478_485  # PIL's own default bomb limit (Image.MAX_IMAGE_PIXELS)
+#: The one place the default pixel limit is set: PIL's own bomb limit (Image.MAX_IMAGE_PIXELS).
+#: Configs leave `max_pixels: null` to take it.
+DEFAULT_MAX_PIXELS: int = 89_478_485
 
 # EXIF orientations that swap width and height (rotations by 90 or 270 degrees).
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
@@ -47,6 +51,14 @@ warnings.filterwarnings(
     message=r"(Possibly corrupt EXIF|Corrupt EXIF|Truncated File Read|Metadata Warning)",
     category=UserWarning,
 )
+
+
+def pixel_limit(max_pixels: int | None, setting: str) -> int:
+    """The configured `max_pixels` (named `setting` in errors), or the default for null."""
+    if max_pixels is None:
+        return DEFAULT_MAX_PIXELS
+    require_int(max_pixels, setting, 1)
+    return max_pixels
 
 
 class UnusableImageError(ValueError):

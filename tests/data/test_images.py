@@ -9,17 +9,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image, ImageFile
 from torchvision.transforms.v2.functional import pil_to_tensor
 
+from src.config.compose import CONF_DIR
 from src.data.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     UnusableImageError,
     check_image,
     open_rgb,
+    pixel_limit,
     read_rgb_tensor,
 )
+from src.utils.errors import UserError
 from tests.helpers.image_factory import USABLE, write_broken_files, write_rgb_jpeg
 
 
@@ -33,6 +37,16 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]
 def test_constants() -> None:
     assert {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"} == IMAGE_EXTENSIONS
     assert DEFAULT_MAX_PIXELS == 89_478_485
+
+
+@pytest.mark.parametrize("config", ["data/folder.yaml", "predict.yaml", "export.yaml"])
+def test_every_config_takes_the_one_default_pixel_limit(config: str) -> None:
+    """`max_pixels: null` in each config, the number in one place: DEFAULT_MAX_PIXELS."""
+    assert OmegaConf.load(CONF_DIR / config).max_pixels is None
+    assert pixel_limit(None, "max_pixels") == DEFAULT_MAX_PIXELS
+    assert pixel_limit(1000, "max_pixels") == 1000
+    with pytest.raises(UserError, match=r"data\.max_pixels=0 must be"):
+        pixel_limit(0, "data.max_pixels")
 
 
 def test_every_kind_is_rgb_or_refused_with_reason(zoo: tuple[Path, dict[str, str]]) -> None:
