@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.compose import CONF_DIR
-from tests.helpers import TINY, run_module
+from tests.helpers import NO_DATA, TINY, run_module
 
 
 def sweep_dir(workdir: Path) -> Path:
@@ -49,6 +49,19 @@ def test_optuna_sweep_with_2_trials(stripes_root: Path, tmp_path: Path) -> None:
     assert results.best_params["freeze"] in {"none", "all", "layer3_4"}
     assert results.best_params["data.batch_size"] in {4, 8, 16, 32}
     assert results.best_value == pytest.approx(max(job["best_val_acc"] for job in jobs))
+
+
+def test_a_search_over_a_setting_the_config_lacks_is_refused(tmp_path: Path) -> None:
+    """The preset searches SGD's momentum: with optimizer=adamw on the command line every trial
+    would fail, so the sweep stops before the first one."""
+    result = run_module(
+        "src.train", "-m", "hparams_search=optuna", "optimizer=adamw", *NO_DATA, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "searches optimizer.momentum" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "outputs" / "train_multirun").exists() or not any(
+        (tmp_path / "outputs" / "train_multirun").rglob("summary.json")
+    )
 
 
 @pytest.mark.slow
