@@ -1,25 +1,71 @@
 """The settings people compare across runs, for the loggers' hparams tables (TensorBoard's
-dashboard, CSV's hparams.yaml). The whole composed config stays in `<run dir>/.hydra/`."""
+dashboard, CSV's hparams.yaml). The whole composed config stays in `<run dir>/.hydra/`.
+
+The columns are derived from the composed config the run uses: every setting of the groups that
+shape a result is a column, unless it is listed in `NOT_COMPARED` (where files go, how fast they
+load). A setting added to one of those groups becomes a column without a change here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import Container, DictConfig, OmegaConf
 
 #: Result metrics of TensorBoard's hparams table; each is logged as a scalar under this tag.
 RESULT_METRICS = ("val/acc_best", "val/loss", "time/train_s")
 
+#: Config groups whose settings shape a run's result (absent optional groups are skipped).
+COMPARED_GROUPS = (
+    "model",
+    "freeze",
+    "optimizer",
+    "scheduler",
+    "data",
+    "trainer",
+    "weight_averaging",
+    "early_stopping",
+    "tune",
+)
 
-def _short(target: str | None) -> str:
+#: Settings of those groups that change where files go or how fast the run is, not its result.
+NOT_COMPARED = {
+    "data": {
+        "_convert_",
+        "cache_dir",
+        "file_list_dir",
+        "num_workers",
+        "pin_memory",
+        "persistent_workers",
+        "prepare_timeout_s",
+        "max_read_failures",
+        "url",
+        "md5",
+        "archive",
+    },
+    "trainer": {
+        "_target_",  # always Lightning's Trainer
+        "default_root_dir",
+        "log_every_n_steps",
+        "check_val_every_n_epoch",
+        "benchmark",
+        "fast_dev_run",
+    },
+}
+
+#: Top-level settings that are not a run's own choices (where it starts from, what it is named).
+NOT_COMPARED_TOP_LEVEL = {"task_name", "ckpt_path", "resume"}
+
+
+def _short(target: str) -> str:
     """`torch.optim.SGD` -> `SGD`."""
-    return (target or "none").rsplit(".", 1)[-1]
+    return target.rsplit(".", 1)[-1]
 
 
 def _text(value: Any) -> Any:
     """Lists, mappings and None as text: hparams tables hold numbers, booleans and strings."""
-    if isinstance(value, Container):
-        value = OmegaConf.to_container(value, resolve=True)
     if value is None:
         return "null"
     if isinstance(value, (list, tuple, dict)):
@@ -27,30 +73,47 @@ def _text(value: Any) -> Any:
     return value
 
 
-def compared_settings(cfg: DictConfig) -> dict[str, Any]:
-    """One column per setting people compare: model, weights, freezing, optimizer, schedule,
-    data and seed."""
-    freeze, optimizer = cfg.freeze, cfg.optimizer
-    scheduler = (cfg.get("scheduler") or {}).get("scheduler") or {}
-    settings = {
-        "model": cfg.model.name,
-        "pretrained": cfg.model.get("pretrained"),
-        "weights_path": cfg.model.get("weights_path"),
-        "freeze.trainable": freeze.get("trainable"),
-        "freeze.train_bn": freeze.get("train_bn"),
-        "freeze.unfreeze_at": freeze.get("unfreeze_at"),
-        "freeze.cache_features": freeze.get("cache_features", False),
-        "freeze.cached_views": freeze.get("cached_views", 0),
-        "optimizer": _short(optimizer.get("_target_")),
-        "lr": optimizer.get("lr"),
-        "backbone_lr_mult": optimizer.get("backbone_lr_mult", 1.0),
-        "scheduler": _short(scheduler.get("_target_")),
-        "batch_size": cfg.data.batch_size,
-        "image_size": cfg.data.image_size,
-        "max_epochs": cfg.trainer.max_epochs,
-        "augment": (cfg.data.get("augment") or {}).get("enabled"),
-        "label_smoothing": cfg.get("label_smoothing"),
-        "seed": cfg.get("seed"),
-        "data.root": cfg.data.root,
+def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """(dotted name, value) of every setting under `node`; a class path `_target_` is named by
+    its parent and shortened; an empty mapping is one value."""
+    if isinstance(node, Mapping) and node:
+        for key, value in node.items():
+            if key == "_target_":
+                yield prefix, _short(str(value))
+            else:
+                yield from _leaves(value, f"{prefix}.{key}")
+    else:
+        yield prefix, node
+
+
+def _group_choices() -> dict[str, str | None]:
+    """The option chosen in each config group (`freeze` -> `layer3_4`), when Hydra composed it."""
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {
+        group: option
+        for group, option in choices.items()
+        if group in COMPARED_GROUPS or group == "experiment"
     }
+
+
+def compared_settings(cfg: DictConfig) -> dict[str, Any]:
+    """One column per setting that shapes the result: each compared group's settings (dotted
+    names), the option chosen in each group (`group:freeze`), and the top-level settings such
+    as `seed` and `label_smoothing`."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    settings: dict[str, Any] = {
+        f"group:{group}": option for group, option in sorted(_group_choices().items())
+    }
+    for group in COMPARED_GROUPS:
+        node = plain.get(group)
+        if not node:
+            continue
+        skipped = NOT_COMPARED.get(group, set())
+        compared = {key: value for key, value in node.items() if key not in skipped}
+        settings.update(_leaves(compared, group))
+    for key, value in plain.items():
+        if key not in NOT_COMPARED_TOP_LEVEL and not isinstance(value, (dict, list, Container)):
+            settings[key] = value
     return {name: _text(value) for name, value in settings.items()}
