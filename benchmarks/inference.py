@@ -61,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     model, trained_on = load_checkpoint(args.ckpt)
-    size = int(model.hparams.image_size)
+    size, crop_pct = int(model.hparams.image_size), float(model.hparams.crop_pct)
     root = args.images or Path((trained_on or {}).get("root", ""))
     files = find_image_files(root, "--images")
-    images = parity_images(files, size, DEFAULT_MAX_PIXELS, args.num_images)
+    images = parity_images(files, size, crop_pct, DEFAULT_MAX_PIXELS, args.num_images)
     settings = model.hparams.model
-    metadata = serving_metadata(list(model.class_names), size, settings["mean"], settings["std"])
+    metadata = serving_metadata(
+        list(model.class_names), size, crop_pct, settings["mean"], settings["std"]
+    )
     with tempfile.TemporaryDirectory() as work:
         onnx_file = Path(work) / "model.onnx"
         export_verified(model, metadata, images[:8], onnx_file)

@@ -47,7 +47,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     chosen = to_plain(cfg.data) if cfg.get("data") else {}
     settings = evaluation_data_settings(chosen, trained_on, split=bool(cfg.get("split")))
     datamodule: ImageFolderDataModule = build_from_config(
-        settings, image_size=model.hparams.image_size, file_list_dir=cfg.paths.output_dir
+        settings,
+        image_size=model.hparams.image_size,
+        crop_pct=model.hparams.crop_pct,
+        file_list_dir=cfg.paths.output_dir,
     )
     datamodule.prepare_data()
     to_model_label = label_mapping(
@@ -64,7 +67,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         data_root=str(datamodule.root),
         num_excluded=len(datamodule.excluded),
     )
-    explain = gradcam_explainer(model.net, model.normalise) if cfg.get("gradcam") else None
+    explain = None
+    if cfg.get("gradcam"):
+        explain, metrics["gradcam"] = gradcam_explainer(
+            model.net, model.normalise, model.description
+        )
     files = write_validation_report(
         Path(cfg.paths.output_dir), datamodule, metrics, probabilities, targets, explain
     )

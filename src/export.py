@@ -26,16 +26,16 @@ def export(cfg: DictConfig) -> Path:
     """Export and verify; returns the path of the ONNX file."""
     quiet_known_messages()
     model, trained_on = load_checkpoint(cfg.ckpt_path)
-    image_size = int(model.hparams.image_size)
+    image_size, crop_pct = int(model.hparams.image_size), float(model.hparams.crop_pct)
     images_root = cfg.get("images") or (trained_on or {}).get("root")
     if not images_root:
         raise UserError("give images=path/to/images for the check of the exported model")
     files = find_image_files(Path(images_root).expanduser(), "images")
     max_pixels = pixel_limit(cfg.max_pixels, "max_pixels")
-    images = parity_images(files, image_size, max_pixels, cfg.parity_images)
+    images = parity_images(files, image_size, crop_pct, max_pixels, cfg.parity_images)
     settings = model.hparams.model
     metadata = serving_metadata(
-        list(model.class_names), image_size, list(settings["mean"]), list(settings["std"])
+        list(model.class_names), image_size, crop_pct, list(settings["mean"]), list(settings["std"])
     )
     output = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "model.onnx"
     difference = export_verified(model, metadata, images, output)

@@ -22,6 +22,7 @@ from src.callbacks.run_summary import RunSummary
 from src.config.checks import check_train_config
 from src.config.hparams import RESULT_METRICS, compared_settings
 from src.config.instantiation import build_from_config, instantiate_group, to_plain
+from src.config.model_input import resolve_model_input
 from src.finetuning.feature_cache import FeatureCache
 from src.finetuning.feature_data import CachedFeatureDataModule
 from src.finetuning.lr_finder import find_learning_rate
@@ -44,6 +45,7 @@ EXIT_SIGTERM = 143
 def train(cfg: DictConfig) -> float | None:
     """Fit the model as configured; returns the best `val/acc` (the metric sweepers optimise)."""
     quiet_known_messages()
+    resolve_model_input(cfg)
     check_train_config(cfg)
     run_dir, log_dir = Path(cfg.paths.output_dir), Path(cfg.paths.log_dir)
     overrides = overrides_of_this_run()
@@ -102,6 +104,7 @@ def build_model(cfg: DictConfig, class_names: list[str]) -> ImageClassifier:
         scheduler=to_plain(cfg.scheduler),
         image_size=cfg.data.image_size,
         label_smoothing=cfg.label_smoothing,
+        crop_pct=cfg.data.crop_pct,
     )
 
 

@@ -5,6 +5,12 @@ Shared constants and builders live in tests/helpers.
 
 from __future__ import annotations
 
+import os
+
+# No test reaches the network: the Hugging Face Hub (timm's weights) fails at once instead of
+# after its retries (read when huggingface_hub is imported, so set before anything imports it).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 from collections.abc import Callable, Sequence
 from pathlib import Path
 

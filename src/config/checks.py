@@ -6,7 +6,6 @@ file), so that evaluate and prepare_data get the same checks."""
 from __future__ import annotations
 
 import torch
-import torchvision
 from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError
 from torch import nn
@@ -14,8 +13,8 @@ from torch import nn
 from src.data.progressive_resizing import ProgressiveResizing
 from src.finetuning.blocks import last_blocks
 from src.finetuning.freeze import FreezePolicy
-from src.finetuning.head import find_head
-from src.models.network import classification_model_names
+from src.networks.description import NetworkDescription
+from src.networks.source import architecture, network_source
 from src.utils.devices import runs_on_cpu
 from src.utils.errors import (
     UserError,
@@ -52,8 +51,8 @@ def check_accelerator(trainer_cfg: DictConfig) -> None:
         raise UserError(f"trainer.devices={devices!r} must be a number of devices, a list, or auto")
 
 
-def check_freeze(net: nn.Module, freeze_cfg: DictConfig) -> None:
-    """Validate the freeze settings against the network's children."""
+def check_freeze(net: nn.Module, description: NetworkDescription, freeze_cfg: DictConfig) -> None:
+    """Validate the freeze settings against the network's children and blocks."""
     trainable = freeze_cfg.get("trainable")
     if trainable is not None and (
         isinstance(trainable, str) or not all(isinstance(name, str) for name in trainable)
@@ -63,7 +62,8 @@ def check_freeze(net: nn.Module, freeze_cfg: DictConfig) -> None:
             "or null for the whole network"
         )
     if freeze_cfg.get("trainable_blocks") is not None:
-        trainable = last_blocks(net, find_head(net), freeze_cfg["trainable_blocks"])
+        network = type(net).__name__
+        trainable = last_blocks(description.blocks, freeze_cfg["trainable_blocks"], network)
     if freeze_cfg.get("cache_features") and (
         trainable != [] or freeze_cfg.get("train_bn") or freeze_cfg.get("unfreeze_at")
     ):
@@ -138,26 +138,17 @@ def check_progressive_resizing(net: nn.Module, cfg: DictConfig) -> None:
         )
 
 
-def architecture(model_name: str) -> nn.Module:
-    """The network without memory for its weights (on the meta device) where torchvision can
-    build it so (RegNets compute their widths from real tensors: those are built on the CPU)."""
-    try:
-        with torch.device("meta"):
-            return torchvision.models.get_model(model_name, weights=None)
-    except NotImplementedError:
-        return torchvision.models.get_model(model_name, weights=None)
-
-
 def check_input_size(
     net: nn.Module,
     model_name: str,
     image_size: object,
     what: str | None = None,
     fix: str | None = None,
+    needed: int | None = None,
 ) -> None:
-    """Refuse an image size the network cannot take (ViTs take one size only), with the size it
-    needs, instead of an assertion deep inside torchvision at the first batch. `what` names the
-    size (default: data.image_size) and `fix` says what to do instead."""
+    """Refuse an image size the network cannot take (a ViT built for one size), with the size it
+    needs (`needed`), instead of an assertion deep inside the network at the first batch. `what`
+    names the size (default: data.image_size) and `fix` says what to do instead."""
     if not is_int(image_size) or image_size < 8:
         return  # the data module reports a bad data.image_size
     device = next(net.parameters()).device
@@ -166,14 +157,34 @@ def check_input_size(
             net.eval()(torch.empty(1, 3, image_size, image_size, device=device))
     except NotImplementedError:  # an operation without a meta kernel: nothing learned
         return
-    except (AssertionError, RuntimeError) as error:
-        needed = getattr(net, "image_size", None)
+    except (AssertionError, RuntimeError, ValueError) as error:
         if fix is None:
             fix = f"use data.image_size={needed}" if needed else "use a larger data.image_size"
         raise UserError(
             f"model.name={model_name} cannot take {what or f'data.image_size={image_size}'} "
             f"({one_line(error)[:120]}); {fix}"
         ) from None
+
+
+def check_warmup(cfg: DictConfig) -> None:
+    """`scheduler.warmup_epochs`: a number of epochs the run has, on a schedule that does not
+    warm up by itself."""
+    warmup = (cfg.get("scheduler") or {}).get("warmup_epochs") or 0
+    require_number(warmup, "scheduler.warmup_epochs", 0.0)
+    if not warmup:
+        return
+    target = str(((cfg.scheduler.get("scheduler") or {}).get("_target_")) or "")
+    if target.endswith("OneCycleLR"):
+        raise UserError(
+            f"scheduler.warmup_epochs={warmup} with scheduler=onecycle, which warms up by itself "
+            "(scheduler.scheduler.pct_start); set scheduler.warmup_epochs=0"
+        )
+    max_epochs = cfg.trainer.get("max_epochs")
+    if not is_int(max_epochs) or max_epochs < 1:
+        raise UserError(
+            f"scheduler.warmup_epochs={warmup} needs a number of epochs, not "
+            f"trainer.max_epochs={max_epochs!r}"
+        )
 
 
 def resolved_lr(cfg: DictConfig) -> object:
@@ -186,16 +197,15 @@ def resolved_lr(cfg: DictConfig) -> object:
 
 
 def check_train_config(cfg: DictConfig) -> None:
-    """Every check that needs no data: types, ranges, names, devices."""
-    if cfg.model.name not in classification_model_names():
-        raise UserError(
-            f"model.name={cfg.model.name!r} is not a torchvision classification model; "
-            f"choose one of: {', '.join(classification_model_names())}"
-        )
-    net = architecture(cfg.model.name)
-    check_freeze(net, cfg.freeze)
+    """Every check that needs no data: types, ranges, names, devices. The model's input
+    settings are filled in first (`resolve_model_input`)."""
+    image_size = cfg.data.get("image_size")
+    source = network_source(cfg.model.get("source"))
+    net = architecture(cfg.model, image_size if is_int(image_size) and image_size >= 8 else 224)
+    check_freeze(net, source.describe(net, cfg.model), cfg.freeze)
     check_cached_views(cfg)
-    check_input_size(net, cfg.model.name, cfg.data.get("image_size"))
+    needed = source.input_spec(cfg.model.name).size
+    check_input_size(net, cfg.model.name, image_size, needed=needed)
     check_cached_features_inputs(cfg)
     check_progressive_resizing(net, cfg)
     # The data module checks its own settings when it is built, before it reads anything.
@@ -205,6 +215,9 @@ def check_train_config(cfg: DictConfig) -> None:
     for key in ("momentum", "weight_decay"):
         if cfg.optimizer.get(key) is not None:
             require_number(cfg.optimizer[key], f"optimizer.{key}", 0.0)
+    if cfg.optimizer.get("layer_decay") is not None:
+        require_number(cfg.optimizer.layer_decay, "optimizer.layer_decay", 0.0, 1.0)
+    check_warmup(cfg)
     if cfg.trainer.get("max_epochs") != -1:
         require_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs", 1)
     require_number(cfg.get("label_smoothing", 0.0), "label_smoothing", 0.0, 1.0)

@@ -30,7 +30,7 @@ from src.data.samples import (
     stratified_split,
     write_file_list,
 )
-from src.data.transforms import Augmentation, eval_pipeline, eval_transform
+from src.data.transforms import DEFAULT_CROP_PCT, Augmentation, eval_pipeline, eval_transform
 from src.utils.devices import default_num_workers, process_rank, wait_until
 from src.utils.errors import UserError, require_int, require_number
 
@@ -50,7 +50,8 @@ class ImageFolderDataModule(L.LightningDataModule):
     def __init__(
         self,
         root: str,
-        image_size: int = 224,
+        image_size: int | None = 224,
+        crop_pct: float | None = None,
         batch_size: int = 32,
         num_workers: int | None = None,
         pin_memory: bool = True,
@@ -70,7 +71,10 @@ class ImageFolderDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         require_int(batch_size, "data.batch_size", 1)
-        require_int(image_size, "data.image_size", 8)
+        if image_size is not None:  # null until the model's own is filled in (train does)
+            require_int(image_size, "data.image_size", 8)
+        if crop_pct is not None:
+            require_number(crop_pct, "data.crop_pct", 0.05, 1.0)
         require_number(val_fraction, "data.val_fraction", 0.0, 1.0)
         if val_fraction in (0, 1) and not evaluate_all:
             held_out = "no image for validation" if val_fraction == 0 else "no image for training"
@@ -85,6 +89,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.hparams["_target_"] = f"{type(self).__module__}.{type(self).__qualname__}"
         self.root = Path(root).expanduser()
         self.image_size = image_size
+        #: The evaluation crop's share of the resized image (null: the usual 0.875).
+        self.crop_pct = crop_pct or DEFAULT_CROP_PCT
         self.batch_size = batch_size
         #: None: chosen for the device the trainer runs on (`loader_workers`).
         self.num_workers = num_workers
@@ -257,7 +263,7 @@ class ImageFolderDataModule(L.LightningDataModule):
 
     def eval_dataset(self, samples: list[Sample], jpeg_bytes: bool = False) -> ImageFileDataset:
         """`samples` through the deterministic pipeline (resize, center crop): no augmentation."""
-        transform, draft_size = eval_pipeline(self.image_size)
+        transform, draft_size = eval_pipeline(self.image_size, self.crop_pct)
         return ImageFileDataset(
             samples,
             None if jpeg_bytes else transform,
@@ -268,7 +274,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         )
 
     def train_transform(self) -> v2.Transform:
-        return self.augmentation.worker_transform(self.image_size)
+        return self.augmentation.worker_transform(self.image_size, self.crop_pct)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Training batches on the device: resized to this epoch's size
@@ -292,7 +298,7 @@ class ImageFolderDataModule(L.LightningDataModule):
     @functools.cached_property
     def device_train_transforms(self) -> tuple[v2.Transform, torch.nn.Module | None]:
         """(per image, per batch) augmentation with `decode_on_device`, made once."""
-        return self.augmentation.device_transforms(self.image_size)
+        return self.augmentation.device_transforms(self.image_size, self.crop_pct)
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """With `decode_on_device`, decode and transform the batch on the training device."""
@@ -301,7 +307,8 @@ class ImageFolderDataModule(L.LightningDataModule):
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
         failures = (self.device_read_failures, self.max_read_failures, self.device_tally)
         if not (self.trainer is not None and self.trainer.training):
-            return decode_batch(batch, device, eval_transform(self.image_size), *failures)
+            evaluation = eval_transform(self.image_size, self.crop_pct)
+            return decode_batch(batch, device, evaluation, *failures)
         per_image, per_batch = self.device_train_transforms
         with self.device_randomness.active(self.trainer.global_rank):
             return decode_batch(batch, device, per_image, *failures, batch_transform=per_batch)

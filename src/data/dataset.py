@@ -136,9 +136,11 @@ class UnlabelledImageFiles(Dataset):
     """(index, uint8 image through the deterministic eval pipeline, or None, and the reason the
     file is unusable): for predict and the export's check, where files have no labels."""
 
-    def __init__(self, files: Sequence[Path], image_size: int, max_pixels: int) -> None:
+    def __init__(
+        self, files: Sequence[Path], image_size: int, crop_pct: float, max_pixels: int
+    ) -> None:
         self.files = list(files)
-        self.transform, self.draft_size = eval_pipeline(image_size)
+        self.transform, self.draft_size = eval_pipeline(image_size, crop_pct)
         self.max_pixels = max_pixels
 
     def __len__(self) -> int:

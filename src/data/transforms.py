@@ -45,9 +45,14 @@ def _as_pil(image: torch.Tensor) -> Image.Image:
     return Image.merge("RGB", bands)
 
 
-def resize_size_for(image_size: int) -> int:
-    """Shorter side before the center crop, in the usual 224/256 proportion."""
-    return round(image_size / 0.875)
+#: The center crop's share of the resized image in evaluation: 224 of 256, the usual proportion,
+#: for data and checkpoints that name none (a model's own comes from its pretrained config).
+DEFAULT_CROP_PCT = 0.875
+
+
+def resize_size_for(image_size: int, crop_pct: float = DEFAULT_CROP_PCT) -> int:
+    """Shorter side before the center crop of `image_size`, so that the crop keeps `crop_pct`."""
+    return round(image_size / crop_pct)
 
 
 #: `data.augment.policy`: an automatic augmentation policy after the crop (uint8 tensors).
@@ -96,10 +101,10 @@ class Augmentation:
         """Black rectangles, as timm's recipes erase."""
         return v2.RandomErasing(p=self.random_erasing, value=0) if self.random_erasing else None
 
-    def worker_transform(self, image_size: int) -> v2.Transform:
-        """For one image in a loader worker."""
+    def worker_transform(self, image_size: int, crop_pct: float = DEFAULT_CROP_PCT) -> v2.Transform:
+        """For one image in a loader worker (without augmentation: the evaluation crop)."""
         if not self.enabled:
-            return eval_transform(image_size)
+            return eval_transform(image_size, crop_pct)
         steps: list[Callable[[torch.Tensor], torch.Tensor] | None] = [
             self._crop(image_size),
             policy_transform(self.policy),
@@ -109,12 +114,14 @@ class Augmentation:
         ]
         return v2.Compose([step for step in steps if step is not None])
 
-    def device_transforms(self, image_size: int) -> tuple[v2.Transform, torch.nn.Module | None]:
+    def device_transforms(
+        self, image_size: int, crop_pct: float = DEFAULT_CROP_PCT
+    ) -> tuple[v2.Transform, torch.nn.Module | None]:
         """For images already on the training device: the crop (and policy) per image, each has
         its own size; then rotation and flip over the stacked batch in one call each, and
         erasing per image."""
         if not self.enabled:
-            return eval_transform(image_size), None
+            return eval_transform(image_size, crop_pct), None
         steps = (self._crop(image_size), policy_transform(self.policy))
         per_image = v2.Compose([step for step in steps if step is not None])
         batch = RandomRotationAndFlip(self.rotation_degrees, self.horizontal_flip, self._erasing())
@@ -181,14 +188,15 @@ def rotate_batch(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     return rotated.to(images.dtype)
 
 
-def eval_pipeline(image_size: int) -> tuple[v2.Transform, tuple[int, int]]:
+def eval_pipeline(
+    image_size: int, crop_pct: float = DEFAULT_CROP_PCT
+) -> tuple[v2.Transform, tuple[int, int]]:
     """The deterministic transform, and the size a JPEG may be draft-decoded to before it."""
-    draft = resize_size_for(image_size)
-    return eval_transform(image_size), (draft, draft)
+    draft = resize_size_for(image_size, crop_pct)
+    return eval_transform(image_size, crop_pct), (draft, draft)
 
 
-def eval_transform(image_size: int) -> v2.Transform:
+def eval_transform(image_size: int, crop_pct: float = DEFAULT_CROP_PCT) -> v2.Transform:
     """Deterministic: resize the shorter side, then crop the center square."""
-    return v2.Compose(
-        [v2.Resize(resize_size_for(image_size), antialias=True), v2.CenterCrop(image_size)]
-    )
+    resize = resize_size_for(image_size, crop_pct)
+    return v2.Compose([v2.Resize(resize, antialias=True), v2.CenterCrop(image_size)])

@@ -11,12 +11,10 @@ import numpy as np
 import torch
 
 from src.data.datamodule import ImageFolderDataModule
+from src.evaluation.attribution import Explainer
 from src.evaluation.figures import gallery_figure, save_png, write_figures
 from src.evaluation.metrics import per_image_losses
 from src.utils.io import write_atomically
-
-#: Heat maps [N, H, W] in [0, 1] of the given classes on uint8 images [N, 3, H, W].
-Explainer = Callable[[torch.Tensor, list[int]], np.ndarray]
 
 #: Images in the top-losses gallery.
 TOP_LOSSES = 16
@@ -140,6 +138,8 @@ def markdown(metrics: dict[str, Any], files: dict[str, Path]) -> str:
         cells.append(row["average_precision"])
         lines.append(f"| {name} | {row['support']} | " + " | ".join(map(number, cells)) + " |")
     lines += ["", "Most confidently wrong first (predicted / true):", ""]
+    if metrics.get("gradcam"):
+        lines[-1:-1] = [f"Grad-CAM over the top losses: {metrics['gradcam']}.", ""]
     lines += [
         f"- `{row['file']}`: {row['predicted']} / {row['true']}, p {row['probability']:.3f}, "
         f"loss {row['loss']:.3f}"

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from src.data.samples import Sample
-from src.finetuning.head import in_head
+from src.networks.blocks import within
 from src.utils.console import progress
 from src.utils.errors import one_line
 from src.utils.io import atomic_output
@@ -32,10 +32,11 @@ def weights_fingerprint(net: nn.Module, head_name: str) -> str:
     """A digest of every backbone tensor (the head is left out: it is what trains)."""
     digest = hashlib.sha256()
     for name, tensor in sorted(net.state_dict().items()):
-        if in_head(name, head_name):
+        if within(name, head_name):
             continue
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        # The raw bytes, whatever the dtype (numpy has no bfloat16).
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
 
 

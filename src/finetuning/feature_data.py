@@ -132,10 +132,11 @@ def cached_features(
     """
     images.setup("fit")
     common = {
+        "source": str(model.hparams.model.get("source")),
         "model": model.hparams.model["name"],
         "weights": weights_fingerprint(model.net, model.head_name),
         "image_size": str(images.image_size),
-        "transform": repr(eval_transform(images.image_size)),
+        "transform": repr(eval_transform(images.image_size, images.crop_pct)),
         "decoding": DECODING,
         "normalisation": f"{model.hparams.model['mean']}|{model.hparams.model['std']}",
         "precision": precision,

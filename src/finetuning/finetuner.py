@@ -1,5 +1,5 @@
 """The fine-tuning state of one network: which parts train now, what unfreezes when, and the
-optimizer groups that follow from it (discriminative learning rates)."""
+optimizer groups that follow from it (discriminative learning rates, layer-wise decay)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from src.finetuning.blocks import last_blocks
 from src.finetuning.freeze import FreezePolicy, UnfreezeStep
-from src.finetuning.optimization import named_groups
-from src.utils.errors import UserError
+from src.finetuning.optimization import RateScales, named_groups
+from src.networks.description import NetworkDescription
+from src.utils.errors import UserError, require_number
 
 
 class FineTuner:
@@ -23,13 +24,18 @@ class FineTuner:
     """
 
     def __init__(
-        self, net: nn.Module, head_name: str, policy: FreezePolicy, backbone_lr_mult: float = 1.0
+        self,
+        net: nn.Module,
+        head_name: str,
+        policy: FreezePolicy,
+        scales: RateScales | None = None,
     ) -> None:
         policy.validate(net)
         self.net = net
         self.head_name = head_name
         self.policy = policy
-        self.backbone_lr_mult = float(backbone_lr_mult)
+        #: Each parameter's learning rate relative to the head's.
+        self.scales = scales or RateScales()
         #: Entries of the unfreezing schedule taken so far, in order.
         self.unfrozen: list[str] = []
         #: BatchNorm layers whose running statistics stay those of the starting weights.
@@ -46,19 +52,30 @@ class FineTuner:
     def from_config(
         cls,
         net: nn.Module,
-        head_name: str,
+        description: NetworkDescription,
         freeze: Mapping[str, Any],
-        backbone_lr_mult: float = 1.0,
+        optimizer: Mapping[str, Any] | None = None,
     ) -> FineTuner:
         """From the `freeze` config group (`trainable`, or `trainable_blocks` counted from the
-        output end; `train_bn`, `unfreeze_at`)."""
+        output end of the description's blocks; `train_bn`, `unfreeze_at`) and the `optimizer`
+        group's `backbone_lr_mult` and `layer_decay`."""
         trainable = freeze.get("trainable")
         if freeze.get("trainable_blocks") is not None:
-            trainable = last_blocks(net, head_name, freeze["trainable_blocks"])
+            network = type(net).__name__
+            trainable = last_blocks(description.blocks, freeze["trainable_blocks"], network)
         policy = FreezePolicy.from_config(
             trainable, freeze.get("train_bn", False), freeze.get("unfreeze_at")
         )
-        return cls(net, head_name, policy, backbone_lr_mult)
+        optimizer = optimizer or {}
+        layer_decay = optimizer.get("layer_decay")
+        if layer_decay is not None:
+            require_number(layer_decay, "optimizer.layer_decay", 0.0, 1.0)
+        scales = RateScales(
+            float(optimizer.get("backbone_lr_mult", 1.0)),
+            None if layer_decay is None else float(layer_decay),
+            description.blocks,
+        )
+        return cls(net, description.head, policy, scales)
 
     def _apply(self) -> None:
         policy = self.policy.unfrozen(self.net, self.unfrozen)
@@ -82,13 +99,19 @@ class FineTuner:
         steps = self.policy.unfreeze_steps(self.net)
         return [step for step in steps if step.epoch <= epoch and step.name not in self.unfrozen]
 
-    def unfreeze(self, step: UnfreezeStep) -> list[nn.Parameter]:
-        """Let the step's children train (BatchNorm included); returns the parameters that now
-        train and did not before, for the optimizer."""
-        before = {id(p) for p in self.net.parameters() if p.requires_grad}
+    def unfreeze(self, step: UnfreezeStep) -> list[tuple[str, list[nn.Parameter], float]]:
+        """Let the step's children train (BatchNorm included); returns the optimizer groups of
+        the parameters that now train and did not before: (name, parameters, learning rate
+        relative to the head's), one per block with a layer decay."""
+        before = {name for name, p in self.net.named_parameters() if p.requires_grad}
         self.unfrozen.append(step.name)
         self._apply()
-        return [p for p in self.net.parameters() if p.requires_grad and id(p) not in before]
+        parameters = dict(self.net.named_parameters())
+        new = [name for name, p in parameters.items() if p.requires_grad and name not in before]
+        return [
+            (group, [parameters[name] for name in names], scale)
+            for group, names, scale in self.scales.split(step.name, new)
+        ]
 
     def restore(self, unfrozen: list[str]) -> None:
         """The steps a checkpoint had taken; refused when the schedule no longer has them."""
@@ -102,14 +125,15 @@ class FineTuner:
         self._apply()
 
     def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
-        """One group of the trainable parameters; or, with a backbone multiplier or gradual
-        unfreezing, named groups: `head` at `lr`, `backbone` and one group per unfrozen step at
-        `lr * backbone_lr_mult` (LearningRateMonitor logs them as `lr-<Optimizer>/<name>`)."""
+        """One group of the trainable parameters; or, with a backbone multiplier, a layer decay
+        or gradual unfreezing, named groups: `head` at `lr`, then the backbone's (`backbone`, or
+        one per block with a layer decay) and each unfrozen step's at their scale of `lr`
+        (LearningRateMonitor logs them as `lr-<Optimizer>/<name>`)."""
         steps = [("backbone", self.policy.trainable_names(self.net, self.head_name))]
         for index, name in enumerate(self.unfrozen):
             policy = self.policy.unfrozen(self.net, self.unfrozen[: index + 1])
             steps.append((name, policy.trainable_names(self.net, self.head_name)))
-        return named_groups(self.net, self.head_name, steps, lr, self.backbone_lr_mult)
+        return named_groups(self.net, self.head_name, steps, lr, self.scales)
 
     def parameter_counts(self) -> tuple[int, int]:
         """(trainable, total) parameters of the network."""

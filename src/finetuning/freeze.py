@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from src.finetuning.head import in_head
+from src.networks.blocks import within, within_any
 from src.utils.errors import UserError
 
 #: In `freeze.unfreeze_at`, every top-level child that nothing else names.
@@ -18,7 +18,8 @@ REST = "rest"
 @dataclass(frozen=True)
 class FreezePolicy:
     """`trainable` names the modules that train (None: all), top-level children or any dotted
-    module name (`freeze.trainable_blocks` fills it with the last blocks); the head always trains.
+    module name, or a parameter that belongs to no module of its own (a ViT's class token);
+    `freeze.trainable_blocks` fills it with the last blocks. The head always trains.
 
     BatchNorm layers inside frozen parts are kept in eval mode, so their running statistics stay
     those of the pretrained network, unless `train_bn` is set: then they train fully (weights and
@@ -45,7 +46,7 @@ class FreezePolicy:
         """Refuse names that are not modules of `net`, listing its top-level children, and
         unfreezing schedules that cannot take effect."""
         children = [name for name, _ in net.named_children()]
-        modules = {name for name, _ in net.named_modules()}
+        modules = {name for name, _ in net.named_modules()} | dict(net.named_parameters()).keys()
         unknown = [name for name in self.trainable or () if name not in modules]
         if unknown:
             raise UserError(
@@ -101,11 +102,9 @@ class FreezePolicy:
         """Whether the module with this dotted name sits in a frozen part of the network."""
         if self.trainable is None:
             return False
-        if in_head(module_name, head_name):
+        if within(module_name, head_name):
             return False
-        return not any(
-            module_name == name or module_name.startswith(name + ".") for name in self.trainable
-        )
+        return not within_any(module_name, self.trainable)
 
     def trainable_names(self, net: nn.Module, head_name: str) -> set[str]:
         """Dotted names of the parameters that train under this policy."""
@@ -114,9 +113,10 @@ class FreezePolicy:
             trains = not self.is_frozen(module_name, head_name) or (
                 self.train_bn and isinstance(module, _BatchNorm)
             )
-            if trains:
-                prefix = f"{module_name}." if module_name else ""
-                names.update(prefix + name for name, _ in module.named_parameters(recurse=False))
+            prefix = f"{module_name}." if module_name else ""
+            for name, _ in module.named_parameters(recurse=False):
+                if trains or not self.is_frozen(prefix + name, head_name):
+                    names.add(prefix + name)
         return names
 
     def apply(self, net: nn.Module, head_name: str) -> None:

@@ -64,10 +64,9 @@ class GradualUnfreezing(Callback):
         schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
         unfrozen: set[int] = set()
         for step in due:
-            parameters = finetuner.unfreeze(step)
-            if parameters:
-                add_group(optimizer, schedulers, step.name, parameters, finetuner.backbone_lr_mult)
-            unfrozen.update(id(p) for p in parameters)
+            for name, parameters, scale in finetuner.unfreeze(step):
+                add_group(optimizer, schedulers, name, parameters, scale)
+                unfrozen.update(id(p) for p in parameters)
         trainable, total = self._log_count(trainer, finetuner)
         children = [
             name

@@ -1,14 +1,17 @@
 """The optimizer and its scheduler, built from the `optimizer` and `scheduler` config groups over
-parameter groups: discriminative learning rates, and groups added while training.
+parameter groups: discriminative learning rates, layer-wise learning-rate decay, and groups
+added while training.
 
-The groups are always built in one order (head, backbone, then one group per unfreezing step), so
-a fresh optimizer for a resumed run has the groups that the checkpoint's optimizer state holds.
+The groups are always built in one order (head, the starting policy's groups, then each
+unfreezing step's), so a fresh optimizer for a resumed run has the groups that the checkpoint's
+optimizer state holds.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hydra.utils import get_class, instantiate
@@ -17,29 +20,44 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
     ExponentialLR,
+    LinearLR,
     LRScheduler,
     MultiStepLR,
     OneCycleLR,
     StepLR,
 )
 
-from src.finetuning.head import in_head
+from src.finetuning.blocks import block_label
+from src.networks.blocks import within, within_any
+from src.networks.description import Block
 from src.utils.errors import UserError
 
+#: Keys of the `optimizer` config group that are ours, not the optimizer class's.
+OWN_KEYS = ("backbone_lr_mult", "layer_decay")
 #: Per-group keys that hold a learning rate (schedulers add `initial_lr`, OneCycle the others).
 LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 #: Schedulers whose only per-group state is `base_lrs` plus keys in the group itself, so that a
 #: group added while training follows the schedule.
-GROWABLE_SCHEDULERS = (StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR)
+GROWABLE_SCHEDULERS = (
+    StepLR,
+    MultiStepLR,
+    ExponentialLR,
+    CosineAnnealingLR,
+    OneCycleLR,
+    LinearLR,
+)
+#: The warmup scheduler's name (LearningRateMonitor logs the rates under the schedule's).
+WARMUP = "warmup"
 
 
 def optimizer_factory(config: dict[str, Any]) -> Callable[..., Optimizer]:
     """The configured optimizer class with its arguments, waiting for the parameter groups.
 
-    `backbone_lr_mult` is ours, not the optimizer's; `fused` reaches only optimizers that take it
-    (SGD, Adam, AdamW, ...), so `optimizer._target_=torch.optim.RMSprop` works unchanged.
+    `backbone_lr_mult` and `layer_decay` are ours, not the optimizer's; `fused` reaches only
+    optimizers that take it (SGD, Adam, AdamW, ...), so `optimizer._target_=torch.optim.RMSprop`
+    works unchanged.
     """
-    arguments = {key: value for key, value in config.items() if key != "backbone_lr_mult"}
+    arguments = {key: value for key, value in config.items() if key not in OWN_KEYS}
     if "fused" in arguments:
         accepted = inspect.signature(get_class(arguments["_target_"])).parameters
         if "fused" not in accepted:
@@ -47,22 +65,65 @@ def optimizer_factory(config: dict[str, Any]) -> Callable[..., Optimizer]:
     return instantiate(arguments, _partial_=True, _convert_="all")
 
 
+@dataclass(frozen=True)
+class RateScales:
+    """How fast each backbone parameter trains relative to the head (`optimizer.lr`): at
+    `backbone_lr_mult` times its rate, and with `layer_decay` the last of the `blocks` a further
+    `layer_decay` times slower, the one before it `layer_decay` squared, and so on down to the
+    first (parameters outside every block, such as a ViT's class token, with the first)."""
+
+    backbone_lr_mult: float = 1.0
+    layer_decay: float | None = None
+    blocks: tuple[Block, ...] = ()
+
+    @property
+    def uniform(self) -> bool:
+        return self.backbone_lr_mult == 1.0 and self.layer_decay is None
+
+    def block_of(self, parameter: str) -> int:
+        """Index of the block that holds `parameter` (0 when none does)."""
+        for index, block in enumerate(self.blocks):
+            if within_any(parameter, block):
+                return index
+        return 0
+
+    def split(self, step: str | None, names: Sequence[str]) -> list[tuple[str, list[str], float]]:
+        """(group name, parameter names, scale) of the parameters `names` that start to train at
+        `step` (None: from the start): one group, or with `layer_decay` one per block, named
+        after it (or after the step, when the step's parameters sit in one block)."""
+        if not names:
+            return []
+        if self.layer_decay is None:
+            return [(step or "backbone", list(names), self.backbone_lr_mult)]
+        by_block: dict[int, list[str]] = {}
+        for name in names:
+            by_block.setdefault(self.block_of(name), []).append(name)
+        groups = []
+        for index in sorted(by_block):
+            label = block_label(self.blocks[index]) if self.blocks else "backbone"
+            if step is not None:
+                label = step if len(by_block) == 1 else f"{step}/{label}"
+            scale = self.backbone_lr_mult * self.layer_decay ** (len(self.blocks) - index)
+            groups.append((label, by_block[index], scale))
+        return groups
+
+
 def named_groups(
     net: nn.Module,
     head_name: str,
     steps: Sequence[tuple[str, set[str]]],
     lr: float,
-    backbone_lr_mult: float,
+    scales: RateScales,
 ) -> list[dict[str, Any]]:
     """`steps` are (group name, names of the parameters that train from then on), the first the
-    starting policy. The head trains at `lr`, everything else at `lr * backbone_lr_mult`.
+    starting policy. The head trains at `lr`, everything else at `lr` times its scale.
 
-    Without a multiplier and without unfreezing there is one unnamed group.
+    Without a multiplier, a layer decay and unfreezing there is one unnamed group.
     """
     parameters = dict(net.named_parameters())
-    if backbone_lr_mult == 1.0 and len(steps) == 1:
+    if scales.uniform and len(steps) == 1:
         return [{"params": [p for n, p in parameters.items() if n in steps[0][1]]}]
-    is_head = {n: in_head(n, head_name) for n in parameters}
+    is_head = {n: within(n, head_name) for n in parameters}
     groups = [
         {"name": "head", "lr": lr, "params": [p for n, p in parameters.items() if is_head[n]]}
     ]
@@ -70,10 +131,9 @@ def named_groups(
     for index, (name, trainable) in enumerate(steps):
         new = [n for n in parameters if n in trainable and n not in seen]
         seen.update(new)
-        if new:  # the callback skips empty groups too
-            group_name = "backbone" if index == 0 else name
-            params = [parameters[n] for n in new]
-            groups.append({"name": group_name, "lr": lr * backbone_lr_mult, "params": params})
+        for group, members, scale in scales.split(name if index else None, new):
+            params = [parameters[n] for n in members]
+            groups.append({"name": group, "lr": lr * scale, "params": params})
     return groups
 
 
@@ -82,26 +142,34 @@ def configure_optimization(
     scheduler_config: dict[str, Any] | None,
     groups: list[dict[str, Any]],
     total_steps: Callable[[], int],
-) -> dict[str, Any]:
-    """What `LightningModule.configure_optimizers` returns: the optimizer over `groups`, and the
-    scheduler when one is configured (`total_steps: null` filled in from `total_steps()`)."""
+    epochs: Callable[[], int],
+) -> tuple[list[Optimizer], list[dict[str, Any]]]:
+    """What `LightningModule.configure_optimizers` returns: the optimizer over `groups`, the
+    scheduler when one is configured (`total_steps: null` filled in from `total_steps()`, the
+    optimizer steps of the whole fit over `epochs()`), and with `warmup_epochs` a linear warmup.
+
+    The warmup is torch's LinearLR, stepped every optimizer step from a share of each group's
+    rate up to all of it over the first `warmup_epochs`; it multiplies whatever the schedule
+    sets, as both change each group's rate by factors (the schedule starts at the same time).
+    """
     optimizer = optimizer_factory(optimizer_config)(groups)
     scheduler_config = scheduler_config or {}
     scheduler_kwargs = dict(scheduler_config.get("scheduler") or {})
-    if not scheduler_kwargs:
-        return {"optimizer": optimizer}
-    if "total_steps" in scheduler_kwargs and scheduler_kwargs["total_steps"] is None:
-        scheduler_kwargs["total_steps"] = total_steps()
-    lr = float(optimizer_config["lr"])
-    scheduler_kwargs = scale_per_group(scheduler_kwargs, optimizer.param_groups, lr)
-    scheduler = instantiate(scheduler_kwargs, optimizer=optimizer, _convert_="all")
-    return {
-        "optimizer": optimizer,
-        "lr_scheduler": {
-            "scheduler": scheduler,
-            "interval": scheduler_config.get("interval", "epoch"),
-        },
-    }
+    schedulers = []
+    if scheduler_kwargs:
+        if "total_steps" in scheduler_kwargs and scheduler_kwargs["total_steps"] is None:
+            scheduler_kwargs["total_steps"] = total_steps()
+        lr = float(optimizer_config["lr"])
+        scheduler_kwargs = scale_per_group(scheduler_kwargs, optimizer.param_groups, lr)
+        scheduler = instantiate(scheduler_kwargs, optimizer=optimizer, _convert_="all")
+        interval = scheduler_config.get("interval", "epoch")
+        schedulers.append({"scheduler": scheduler, "interval": interval})
+    warmup_epochs = float(scheduler_config.get("warmup_epochs") or 0)
+    if warmup_epochs > 0:
+        steps = max(1, round(warmup_epochs * total_steps() / epochs()))
+        warmup = LinearLR(optimizer, start_factor=1.0 / (steps + 1), total_iters=steps)
+        schedulers.append({"scheduler": warmup, "interval": "step", "name": WARMUP})
+    return [optimizer], schedulers
 
 
 def scale_per_group(

@@ -1,8 +1,10 @@
-"""The LightningModule: a torchvision network fine-tuned under a freeze policy."""
+"""The LightningModule: a network of any source (torchvision, timm) fine-tuned under a freeze
+policy."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -12,16 +14,12 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from src.data.transforms import DEFAULT_CROP_PCT
 from src.finetuning.finetuner import FineTuner
 from src.finetuning.gradual_unfreezing import GradualUnfreezing
-from src.finetuning.head import dropout_before_head
 from src.finetuning.optimization import configure_optimization
-from src.models.network import (
-    build_network,
-    imagenet_state_dict,
-    load_starting_weights,
-    read_weights_file,
-)
+from src.networks.source import build_network, network_source
+from src.networks.weights import load_starting_weights
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +42,24 @@ class ImageClassifier(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         image_size: int = 224,
         label_smoothing: float = 0.0,
+        crop_pct: float = DEFAULT_CROP_PCT,
     ) -> None:
         super().__init__()
         # The run's whole config goes to the loggers from train.py; here only the checkpoint.
         self.save_hyperparameters(logger=False)
         self.class_names = list(class_names)
-        self.net, self.head_name = build_network(model["name"], len(self.class_names))
-        #: Applied to cached features in training (they are taken at the head's input).
-        self.dropout_before_head = dropout_before_head(self.net, self.head_name)
-        self.finetuner = FineTuner.from_config(
-            self.net, self.head_name, freeze, optimizer.get("backbone_lr_mult", 1.0)
-        )
+        self.net, self.description = build_network(model, len(self.class_names), image_size)
+        self.head_name = self.description.head
+        self.finetuner = FineTuner.from_config(self.net, self.description, freeze, optimizer)
         self.channels_last = bool(model.get("channels_last", False))
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        mean = torch.tensor(model["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-        std = torch.tensor(model["std"], dtype=torch.float32).view(1, -1, 1, 1)
+        spec = network_source(model.get("source")).input_spec(model["name"])
+        # The model's own normalisation where the config leaves it to the model (null).
+        self.hparams.model["mean"] = list(model.get("mean") or spec.mean)
+        self.hparams.model["std"] = list(model.get("std") or spec.std)
+        mean = torch.tensor(self.hparams.model["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(self.hparams.model["std"], dtype=torch.float32).view(1, -1, 1, 1)
         self.register_buffer("mean", mean * 255.0, persistent=False)
         self.register_buffer("std", std * 255.0, persistent=False)
 
@@ -77,18 +77,20 @@ class ImageClassifier(L.LightningModule):
 
     # ----------------------------------------------------------------- set-up
     def load_starting_weights(self) -> None:
-        """ImageNet weights or `model.weights_path`, as configured; called before training only."""
-        model = self.hparams.model
+        """The source's pretrained weights or `model.weights_path`, as configured; called before
+        training only."""
+        model, size = self.hparams.model, int(self.hparams.image_size)
+        source = network_source(model.get("source"))
         if model.get("weights_path"):
-            state = read_weights_file(model["weights_path"])
-            source = str(model["weights_path"])
+            state = source.weights_file(Path(model["weights_path"]), model, size)
+            origin = str(model["weights_path"])
         elif model.get("pretrained"):
-            state = imagenet_state_dict(model["name"])
-            source = f"torchvision ImageNet weights of {model['name']}"
+            state = source.pretrained_weights(model, size)
+            origin = f"{source.name}'s pretrained weights of {model['name']}"
         else:
             log.info("Starting from random weights (model.pretrained=false)")
             return
-        load_starting_weights(self.net, self.head_name, state, source)
+        load_starting_weights(self.net, self.head_name, state, origin)
 
     @property
     def head(self) -> nn.Module:
@@ -169,7 +171,7 @@ class ImageClassifier(L.LightningModule):
 
     def _dropped(self, features: torch.Tensor) -> torch.Tensor:
         """Cached features through the Dropout the network has before its head (in training)."""
-        for p in self.dropout_before_head:
+        for p in self.description.dropout_before_head:
             features = nn.functional.dropout(features, p, training=self.training)
         return features
 
@@ -205,11 +207,12 @@ class ImageClassifier(L.LightningModule):
         return self(images).softmax(dim=1)
 
     # -------------------------------------------------------------- optimiser
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> tuple[list, list[dict[str, Any]]]:
         """The optimizer holds only trainable parameters; the scheduler config is optional."""
         return configure_optimization(
             dict(self.hparams.optimizer),
             self.hparams.scheduler,
             self.finetuner.parameter_groups(float(self.hparams.optimizer["lr"])),
             lambda: int(self.trainer.estimated_stepping_batches),
+            lambda: int(self.trainer.max_epochs),
         )

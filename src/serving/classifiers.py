@@ -10,15 +10,18 @@ from typing import Protocol
 
 import torch
 
+from src.data.transforms import DEFAULT_CROP_PCT
 from src.serving.onnx_export import INPUT_NAME, OUTPUT_NAME
 from src.utils.errors import UserError
 
 
 class Classifier(Protocol):
-    """uint8 image batches [B, 3, S, S] (resized and cropped) in, probabilities [B, C] out."""
+    """uint8 image batches [B, 3, S, S] (resized to S / crop_pct and center-cropped) in,
+    probabilities [B, C] out."""
 
     class_names: list[str]
     image_size: int
+    crop_pct: float
     device: torch.device
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor: ...
@@ -36,6 +39,7 @@ class CheckpointClassifier:
         self.model = load_classifier(ckpt_path, map_location=device)
         self.class_names = list(self.model.class_names)
         self.image_size = int(self.model.hparams.image_size)
+        self.crop_pct = float(self.model.hparams.crop_pct)
         self.device = self.model.device
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -69,6 +73,7 @@ class OnnxClassifier:
         metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
         self.class_names = list(metadata["class_names"])
         self.image_size = int(metadata["input"]["size"][0])
+        self.crop_pct = float(metadata["input"].get("crop_pct", DEFAULT_CROP_PCT))
         self.device = torch.device("cpu")
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 

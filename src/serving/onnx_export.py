@@ -26,6 +26,8 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 #: Largest |ONNX - PyTorch| logit difference accepted, relative to the logits' scale.
 TOLERANCE = 1e-3
+#: The opset of the TorchScript-based exporter, for models the dynamo exporter cannot take.
+TORCHSCRIPT_OPSET = 17
 
 
 class OnnxParityError(UserError):
@@ -51,13 +53,14 @@ def export_onnx(model: nn.Module, image_size: int, path: Path) -> None:
             verbose=False,
             **names,
         )
-    except Exception as error:  # an operator the dynamo exporter lacks
+    except Exception as error:  # an operator the dynamo exporter lacks (timm's MaxViT)
         log.warning("dynamo export failed (%s); using the TorchScript exporter", one_line(error))
         torch.onnx.export(
             model,
             (example,),
             str(path),
             dynamo=False,
+            opset_version=TORCHSCRIPT_OPSET,
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             **names,
         )
@@ -89,9 +92,14 @@ def verify_onnx(path: Path, model: nn.Module, images: torch.Tensor) -> float:
 
 
 def serving_metadata(
-    class_names: list[str], image_size: int, mean: list[float], std: list[float]
+    class_names: list[str],
+    image_size: int,
+    crop_pct: float,
+    mean: list[float],
+    std: list[float],
 ) -> dict[str, Any]:
     """What a server needs besides the graph: the classes and how images become its input."""
+    resize = resize_size_for(image_size, crop_pct)
     return {
         "class_names": class_names,
         "input": {
@@ -99,7 +107,8 @@ def serving_metadata(
             "dtype": "uint8",
             "layout": "NCHW, RGB",
             "size": [image_size, image_size],
-            "resize": f"shorter side to {resize_size_for(image_size)} px (antialiased), "
+            "crop_pct": crop_pct,
+            "resize": f"shorter side to {resize} px (antialiased), "
             f"then the center {image_size}x{image_size} crop",
         },
         "normalisation_in_graph": True,
@@ -130,9 +139,11 @@ def export_verified(
     return difference
 
 
-def parity_images(files: list[Path], image_size: int, max_pixels: int, count: int) -> torch.Tensor:
+def parity_images(
+    files: list[Path], image_size: int, crop_pct: float, max_pixels: int, count: int
+) -> torch.Tensor:
     """The first `count` usable `files` as the model sees them (uint8, resized and cropped)."""
-    dataset = UnlabelledImageFiles(files, image_size, max_pixels)
+    dataset = UnlabelledImageFiles(files, image_size, crop_pct, max_pixels)
     read = (dataset[index][1] for index in range(len(dataset)))
     images = list(itertools.islice((image for image in read if image is not None), count))
     if not images:

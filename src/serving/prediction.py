@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from src.data.dataset import UnlabelledImageFiles
 from src.data.images import DEFAULT_MAX_PIXELS
-from src.evaluation.attribution import gradcam, last_convolutional_block
+from src.evaluation.attribution import gradcam_explainer
 from src.evaluation.figures import gallery_figure, save_png
 from src.evaluation.tta import VIEWS, View, averaged
 from src.serving.classifiers import CheckpointClassifier, Classifier
@@ -45,7 +45,7 @@ def predict_files(
     batch's usable images."""
     results = [Prediction(path) for path in files]
     loader = DataLoader(
-        UnlabelledImageFiles(files, classifier.image_size, max_pixels),
+        UnlabelledImageFiles(files, classifier.image_size, classifier.crop_pct, max_pixels),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=list,
@@ -84,18 +84,20 @@ def gradcam_writer(
     classifier: Classifier, directory: Path
 ) -> Callable[[list[Prediction], torch.Tensor], None]:
     """Write `<directory>/<n>_<file name>.png`: each image with the Grad-CAM heat map of the
-    class predicted for it (a checkpoint's convolutional network only)."""
+    class predicted for it (a checkpoint whose network has a Grad-CAM layer)."""
     if not isinstance(classifier, CheckpointClassifier):
         raise UserError("gradcam=true needs the network itself: use ckpt_path=, not model_file=")
-    net, normalise = classifier.model.net, classifier.model.normalise
-    last_convolutional_block(net)  # a network without convolutions: refused before any image
+    model = classifier.model
+    explain, note = gradcam_explainer(model.net, model.normalise, model.description)
+    if explain is None:  # refused before any image is read
+        raise UserError(f"gradcam=true: Grad-CAM is {note}; run predict without it")
     directory.mkdir(parents=True, exist_ok=True)
     written = 0
 
     def write(predictions: list[Prediction], images: torch.Tensor) -> None:
         nonlocal written
         classes = [classifier.class_names.index(p.label) for p in predictions]
-        heat = gradcam(net, normalise, images, classes)
+        heat = explain(images, classes)
         for prediction, image, overlay in zip(predictions, images, heat, strict=True):
             title = f"{prediction.label} {prediction.probability:.2f}"
             figure = gallery_figure([image], [title], ["black"], [overlay])

@@ -50,14 +50,14 @@ def test_fp16_clipping_of_a_fused_optimizer_is_refused(make_config) -> None:
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_optimizers_are_fused_by_default(make_config, optimizer: str) -> None:
     cfg = make_config([*NO_DATA, f"optimizer={optimizer}", "scheduler=step"])
-    built = build_model(cfg, ["a", "b"]).configure_optimizers()["optimizer"]
+    built = build_model(cfg, ["a", "b"]).configure_optimizers()[0][0]
     assert built.defaults["fused"] is True
 
 
 def test_optimizers_without_a_fused_kernel_still_build(make_config) -> None:
     overrides = ["optimizer._target_=torch.optim.RMSprop", "~optimizer.nesterov", "scheduler=step"]
     cfg = make_config([*NO_DATA, *overrides])
-    built = build_model(cfg, ["a", "b"]).configure_optimizers()["optimizer"]
+    built = build_model(cfg, ["a", "b"]).configure_optimizers()[0][0]
     assert type(built).__name__ == "RMSprop" and built.defaults["momentum"] == 0.9
 
 

@@ -12,10 +12,10 @@ from PIL import Image
 
 from src.data.images import read_rgb_tensor
 from src.data.transforms import eval_pipeline
-from src.evaluation.attribution import gradcam, last_convolutional_block
+from src.evaluation.attribution import gradcam, gradcam_explainer
 from src.models.checkpoint import load_classifier
+from src.networks.description import NetworkDescription
 from src.train import train
-from src.utils.errors import UserError
 from tests.helpers import build_classifier
 
 pytestmark = pytest.mark.slow
@@ -65,13 +65,15 @@ def test_the_heat_of_a_trained_model_sits_on_the_deciding_patch(make_config, tmp
     assert train(cfg) >= 0.9  # the model learned the patch
     model = load_classifier(tmp_path / "checkpoints" / "best.ckpt")
 
-    transform, draft_size = eval_pipeline(SIZE)  # as the model saw them in validation
+    # as the model saw them in validation
+    transform, draft_size = eval_pipeline(SIZE, model.hparams.crop_pct)
     paths = sorted(root.rglob("*.png"))[::6]  # both classes
     images = torch.stack([transform(read_rgb_tensor(p, 10**8, draft_size)) for p in paths])
     with torch.inference_mode():
         predicted = model(images).argmax(dim=1).tolist()
     assert set(predicted) == {0, 1}
-    heat = gradcam(model.net, model.normalise, images, predicted)
+    assert model.description.gradcam.name == "layer4"
+    heat = gradcam(model.net, model.normalise, model.description.gradcam, images, predicted)
     assert heat.shape == (len(images), SIZE, SIZE) and heat.min() >= 0 and heat.max() <= 1
     for one in heat:
         row, column = np.unravel_index(one.argmax(), one.shape)
@@ -81,8 +83,10 @@ def test_the_heat_of_a_trained_model_sits_on_the_deciding_patch(make_config, tmp
         assert on_patch > 2 * elsewhere
 
 
-def test_a_network_without_convolutions_is_refused_clearly() -> None:
-    assert last_convolutional_block(build_classifier(image_size=32).net) is not None
-    vit = build_classifier(name="vit_b_16").net
-    with pytest.raises(UserError, match="Grad-CAM needs a convolutional network"):
-        last_convolutional_block(vit.encoder)
+def test_a_network_without_a_gradcam_layer_gets_a_note_not_a_crash() -> None:
+    model = build_classifier(image_size=32)
+    explain, note = gradcam_explainer(model.net, model.normalise, model.description)
+    assert note == "on layer4" and explain(torch.zeros(1, 3, 32, 32), [0]).shape == (1, 32, 32)
+    without = NetworkDescription("fc", (), gradcam_unavailable="an MLP has no feature map")
+    explain, note = gradcam_explainer(model.net, model.normalise, without)
+    assert explain is None and note == "not available for this model (an MLP has no feature map)"

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.config.checks import architecture
-from src.finetuning.blocks import backbone_blocks
 from src.finetuning.finetuner import FineTuner
-from src.finetuning.head import find_head, in_head
-from src.models.network import build_network
+from src.networks.blocks import within
+from src.networks.description import NetworkDescription
+from src.networks.source import architecture, build_network, network_source
 from src.train import train
 from src.utils.errors import UserError
 from tests.helpers import NO_DATA, run_module
@@ -35,11 +34,12 @@ EMBEDDINGS = {"vit_b_16": {"class_token", "encoder.pos_embedding"}}
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
-def network(request) -> tuple[str, torch.nn.Module, str]:
+def network(request) -> tuple[str, torch.nn.Module, NetworkDescription]:
     """The structure alone, as the config check builds it (no memory for weights where
-    torchvision allows it)."""
-    net = architecture(request.param)
-    return request.param, net, find_head(net)
+    torchvision allows it), and its description."""
+    options = {"name": request.param}
+    net = architecture(options, 224)
+    return request.param, net, network_source("torchvision").describe(net, options)
 
 
 def trainable(net: torch.nn.Module) -> set[str]:
@@ -51,33 +51,34 @@ def inside(name: str, modules: tuple[str, ...]) -> bool:
 
 
 def test_the_blocks_cover_the_backbone(network) -> None:
-    name, net, head = network
-    blocks = backbone_blocks(net, head)
+    name, net, description = network
+    blocks, head = description.blocks, description.head
     assert len(blocks) >= 3, blocks
     outside = {
         p for p, _ in net.named_parameters()
-        if not in_head(p, head) and not any(inside(p, block) for block in blocks)
+        if not within(p, head) and not any(inside(p, block) for block in blocks)
     }  # fmt: skip
     assert outside == EMBEDDINGS.get(name, set())
 
 
 def test_the_last_blocks_train_and_nothing_before_them(network) -> None:
-    name, net, head = network
-    blocks = backbone_blocks(net, head)
+    name, net, description = network
+    blocks, head = description.blocks, description.head
     for count in (0, 1, 2):
-        FineTuner.from_config(net, head, {"trainable_blocks": count})
+        FineTuner.from_config(net, description, {"trainable_blocks": count})
         last = tuple(module for block in blocks[len(blocks) - count :] for module in block)
-        expected = {p for p, _ in net.named_parameters() if in_head(p, head) or inside(p, last)}
+        expected = {p for p, _ in net.named_parameters() if within(p, head) or inside(p, last)}
         assert trainable(net) == expected, (name, count)
-    everything = FineTuner.from_config(net, head, {"trainable_blocks": len(blocks)})
+    everything = FineTuner.from_config(net, description, {"trainable_blocks": len(blocks)})
     frozen = {p for p, _ in net.named_parameters()} - trainable(everything.net)
     assert frozen == EMBEDDINGS.get(name, set())
 
 
 def test_discriminative_learning_rates_follow_the_blocks() -> None:
     with torch.device("meta"):
-        net, head = build_network("efficientnet_b0", 2)
-    tuner = FineTuner.from_config(net, head, {"trainable_blocks": 1}, backbone_lr_mult=0.1)
+        net, description = build_network({"name": "efficientnet_b0"}, 2, 224)
+    optimizer = {"backbone_lr_mult": 0.1}
+    tuner = FineTuner.from_config(net, description, {"trainable_blocks": 1}, optimizer)
     groups = {group["name"]: group for group in tuner.parameter_groups(0.01)}
     assert groups["backbone"]["lr"] == pytest.approx(0.001) and groups["head"]["lr"] == 0.01
     last = dict(net.named_parameters())
@@ -94,8 +95,8 @@ def test_too_many_blocks_are_refused_before_any_image_is_read(tmp_path) -> None:
     assert "freeze.trainable_blocks=12: EfficientNet has 9 blocks" in result.stderr
     with pytest.raises(UserError, match="has 5 blocks"):
         with torch.device("meta"):
-            net, head = build_network("resnet18", 2)
-        FineTuner.from_config(net, head, {"trainable_blocks": -1})
+            net, description = build_network({"name": "resnet18"}, 2, 224)
+        FineTuner.from_config(net, description, {"trainable_blocks": -1})
 
 
 @pytest.mark.slow

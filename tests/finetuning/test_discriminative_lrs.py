@@ -18,7 +18,7 @@ def group_ids(optimizer: torch.optim.Optimizer) -> dict[str, set[int]]:
 
 def test_backbone_lr_mult_splits_head_and_backbone() -> None:
     model = build_classifier(None, backbone_lr_mult=0.1, **SGD_32PX)
-    optimizer = model.configure_optimizers()["optimizer"]
+    optimizer = model.configure_optimizers()[0][0]
     assert [(g["name"], g["lr"]) for g in optimizer.param_groups] == [
         ("head", 0.01),
         ("backbone", pytest.approx(0.001)),
@@ -32,7 +32,7 @@ def test_backbone_lr_mult_splits_head_and_backbone() -> None:
 def test_mult_of_one_keeps_a_single_group() -> None:
     optimizer = build_classifier(
         ["layer4"], backbone_lr_mult=1.0, **SGD_32PX
-    ).configure_optimizers()["optimizer"]
+    ).configure_optimizers()[0][0]
     assert len(optimizer.param_groups) == 1 and "name" not in optimizer.param_groups[0]
 
 
@@ -45,7 +45,7 @@ def test_onecycle_keeps_the_ratio_between_groups() -> None:
     model = build_classifier(
         ["layer4"], scheduler={"scheduler": onecycle}, backbone_lr_mult=0.1, **SGD_32PX
     )
-    head, backbone = model.configure_optimizers()["optimizer"].param_groups
+    head, backbone = model.configure_optimizers()[0][0].param_groups
     assert backbone["max_lr"] == pytest.approx(head["max_lr"] * 0.1)
     assert backbone["lr"] == pytest.approx(head["lr"] * 0.1)
 

@@ -12,7 +12,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from src.data.datamodule import ImageFolderDataModule
 from src.finetuning.freeze import FreezePolicy
 from src.models.classifier import ImageClassifier
-from src.models.network import build_network
+from src.networks.source import build_network
 from src.utils.errors import UserError
 from tests.helpers import build_classifier
 
@@ -47,7 +47,8 @@ def test_exactly_the_named_parts_train(preset: str, expected: set[str]) -> None:
 
 
 def test_head_always_trains_for_other_architectures() -> None:
-    net, head = build_network("efficientnet_b0", 3)
+    net, description = build_network({"name": "efficientnet_b0"}, 3, 224)
+    head = description.head
     FreezePolicy(trainable=()).apply(net, head)
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}
     assert trainable == {f"{head}.weight", f"{head}.bias"}
@@ -61,7 +62,7 @@ def test_unknown_child_is_refused_with_the_valid_names() -> None:
 
 def test_optimizer_holds_only_trainable_parameters() -> None:
     model = build_classifier(["layer4"], **SGD_32PX)
-    optimizer = model.configure_optimizers()["optimizer"]
+    optimizer = model.configure_optimizers()[0][0]
     in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     assert in_optimizer == trainable

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from src.models.checkpoint import load_classifier
-from src.models.network import WeightsError, read_weights_file
+from src.networks.weights import WeightsError, read_weights_file
 from src.utils.errors import UserError
 
 

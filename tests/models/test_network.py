@@ -1,4 +1,5 @@
-"""Building any torchvision classifier with a new head, and where its starting weights come from."""
+"""Building any torchvision classifier with a new head, and where its starting weights come from
+(timm's models: tests/networks/test_timm.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 import torch
 import torchvision
 
-from src.finetuning.head import find_head
-from src.models.network import WeightsError, build_network, read_weights_file
+from src.networks.source import build_network
+from src.networks.sources.torchvision import find_head
+from src.networks.weights import WeightsError, read_weights_file
 from src.utils.errors import UserError
 from tests.helpers import build_classifier
 
@@ -20,15 +22,15 @@ from tests.helpers import build_classifier
     [("resnet34", "fc"), ("efficientnet_b0", "classifier.1"), ("convnext_tiny", "classifier.2")],
 )
 def test_head_replaced_with_one_sized_to_the_classes(name: str, head: str) -> None:
-    net, head_name = build_network(name, 5)
-    assert head_name == head
+    net, description = build_network({"name": name}, 5, 64)
+    assert description.head == head
     assert net.get_submodule(head).out_features == 5
     assert net(torch.zeros(1, 3, 64, 64)).shape == (1, 5)
 
 
 def test_unknown_model_name_lists_the_choices() -> None:
     with pytest.raises(UserError, match=r"model.name='resnet35'.*resnet34"):
-        build_network("resnet35", 2)
+        build_network({"name": "resnet35"}, 2, 64)
 
 
 def test_local_imagenet_style_file_loads_backbone_and_keeps_new_head(tmp_path: Path) -> None:

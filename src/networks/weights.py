@@ -1,4 +1,5 @@
-"""Build a torchvision classification network with a new head and load its starting weights."""
+"""Starting weights: read a weights file, and load a state dict into a network whose head may
+differ, never as a silent partial load."""
 
 from __future__ import annotations
 
@@ -6,11 +7,10 @@ import logging
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
-from src.finetuning.head import in_head, replace_head
-from src.utils.errors import UserError
+from src.networks.blocks import within
+from src.utils.errors import UserError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -19,57 +19,26 @@ class WeightsError(UserError):
     """Starting weights were asked for but cannot be obtained or do not fit the network."""
 
 
-def classification_model_names() -> list[str]:
-    """Names torchvision can build as image classifiers (detection, video, ... excluded)."""
-    return sorted(torchvision.models.list_models(module=torchvision.models))
-
-
-def build_network(name: str, num_classes: int) -> tuple[nn.Module, str]:
-    """The architecture `name` with random weights and a new head of `num_classes` outputs.
-
-    Returns the network and the dotted name of its head. No weights are downloaded here, so that
-    restoring from a checkpoint never touches the network: starting weights come from
-    `load_starting_weights`.
-    """
-    known = classification_model_names()
-    if name not in known:
-        raise UserError(
-            f"model.name={name!r} is not a torchvision classification model; "
-            f"choose one of: {', '.join(known)}"
-        )
-    net = torchvision.models.get_model(name, weights=None)
-    return net, replace_head(net, num_classes)
-
-
-def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
-    """torchvision's ImageNet weights for `name`, from the torch cache or downloaded to it."""
-    try:
-        weights = torchvision.models.get_model_weights(name).DEFAULT
-        return weights.get_state_dict(progress=True, check_hash=True)
-    except Exception as error:
-        raise WeightsError(
-            f"Could not obtain ImageNet weights for {name} ({type(error).__name__}: {error}); "
-            "pass model.weights_path=FILE (a local state dict or checkpoint) "
-            "or model.pretrained=false (random init)"
-        ) from error
-
-
 def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a plain torch file or from a checkpoint of this project.
-
-    Loaded with `weights_only=True`: a file that would run code when unpickled is refused.
-    """
+    """A state dict from a `.safetensors` file, a plain torch file or a checkpoint of this
+    project. Torch files are loaded with `weights_only=True`: a file that would run code when
+    unpickled is refused."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(
             f"model.weights_path={path} does not exist; give the path of a weights file"
         )
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            content = load_file(path)
+        else:
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise WeightsError(
-            f"model.weights_path={path} cannot be loaded as a torch weights file "
-            f"({type(error).__name__}: {str(error).splitlines()[0]})"
+            f"model.weights_path={path} cannot be loaded as a weights file "
+            f"({type(error).__name__}: {one_line(error)[:200]})"
         ) from error
     if isinstance(content, dict) and isinstance(content.get("state_dict"), dict):
         # A Lightning checkpoint of this project: the network's weights sit under "net.".
@@ -86,7 +55,7 @@ def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_starting_weights(
-    net: nn.Module, head_name: str, state_dict: dict[str, torch.Tensor], source: str
+    net: nn.Module, head: str, state_dict: dict[str, torch.Tensor], source: str
 ) -> None:
     """Copy `state_dict` into `net`; the head keeps its fresh weights when its shape differs.
 
@@ -94,11 +63,12 @@ def load_starting_weights(
     architecture is an error, never a silent partial load.
     """
     own = net.state_dict()
-    head_keys = {key for key in own if in_head(key, head_name)}
-    to_load = {}
-    for key, value in state_dict.items():
-        if key in own and own[key].shape == value.shape:
-            to_load[key] = value
+    head_keys = {key for key in own if within(key, head)}
+    to_load = {
+        key: value
+        for key, value in state_dict.items()
+        if key in own and own[key].shape == value.shape
+    }
     head_loaded = head_keys.issubset(to_load)
     # Older torchvision files predate BatchNorm's num_batches_tracked counter.
     missing = sorted(
