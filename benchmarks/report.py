@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning
+import timm
 import torch
 import torchvision
 
@@ -40,6 +41,7 @@ def environment(module: str, argv: list[str]) -> dict[str, Any]:
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "lightning": lightning.__version__,
+        "timm": timm.__version__,
     }
 
 
@@ -49,7 +51,7 @@ def header_lines(env: dict[str, Any]) -> list[str]:
         f"command: {env['command']}",
         f"cpu:     {env['cpu']} ({env['cpu_cores']} cores), torch threads {env['torch_threads']}",
         f"python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
-        f"lightning {env['lightning']}",
+        f"lightning {env['lightning']}, timm {env.get('timm', '-')}",
     ]
 
 

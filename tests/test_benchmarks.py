@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import compare, decode, gpu_check, recipes
+from benchmarks import compare, decode, gpu_check, models, recipes
 from benchmarks.ceiling import autocast_for, ceiling_device
 from benchmarks.data import generate_jpegs, make_split
 from benchmarks.project import compose_train_config, project_overrides, with_default_callbacks
@@ -204,3 +204,20 @@ def test_time_to_accuracy_is_the_first_epoch_at_the_target() -> None:
     # 342 of 450 images, logged as float32 by the project, reaches the loop's float64 0.76
     as_logged = RunTimes(epoch_val_acc=[float(torch.tensor(342 / 450))], epoch_end_s=[5.0])
     assert recipes.time_to_reach(as_logged, 342 / 450) == 5.0
+
+
+def test_models_times_each_backbone_and_gives_ratios_to_the_first(tmp_path: Path, capsys) -> None:
+    output = tmp_path / "models.json"
+    report = models.main(
+        [
+            "--models", "torchvision:resnet18", "timm:resnet18", "--image-size", "32",
+            "--batch-size", "2", "--steps", "1", "--rounds", "2", "--json", str(output),
+        ]
+    )  # fmt: skip
+    assert json.loads(output.read_text()) == json.loads(json.dumps(report))
+    runs = report["runs"]
+    assert list(runs) == ["torchvision:resnet18", "timm:resnet18"]
+    assert runs["torchvision:resnet18"]["train_ratio"] == 1.0
+    for run in runs.values():
+        assert len(run["train_images_per_s_each_round"]) == 2 and run["eval_images_per_s"] > 0
+    assert "| timm:resnet18 |" in capsys.readouterr().out

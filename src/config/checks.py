@@ -13,6 +13,7 @@ from torch import nn
 from src.data.progressive_resizing import ProgressiveResizing
 from src.finetuning.blocks import last_blocks
 from src.finetuning.freeze import FreezePolicy
+from src.finetuning.optimization import check_layer_decay
 from src.networks.description import NetworkDescription
 from src.networks.source import architecture, network_source
 from src.utils.devices import runs_on_cpu
@@ -215,8 +216,7 @@ def check_train_config(cfg: DictConfig) -> None:
     for key in ("momentum", "weight_decay"):
         if cfg.optimizer.get(key) is not None:
             require_number(cfg.optimizer[key], f"optimizer.{key}", 0.0)
-    if cfg.optimizer.get("layer_decay") is not None:
-        require_number(cfg.optimizer.layer_decay, "optimizer.layer_decay", 0.0, 1.0)
+    check_layer_decay(cfg.optimizer.get("layer_decay"))
     check_warmup(cfg)
     if cfg.trainer.get("max_epochs") != -1:
         require_int(cfg.trainer.get("max_epochs"), "trainer.max_epochs", 1)

@@ -11,9 +11,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from src.finetuning.blocks import last_blocks
 from src.finetuning.freeze import FreezePolicy, UnfreezeStep
-from src.finetuning.optimization import RateScales, named_groups
+from src.finetuning.optimization import RateScales, check_layer_decay, named_groups
 from src.networks.description import NetworkDescription
-from src.utils.errors import UserError, require_number
+from src.utils.errors import UserError
 
 
 class FineTuner:
@@ -68,8 +68,7 @@ class FineTuner:
         )
         optimizer = optimizer or {}
         layer_decay = optimizer.get("layer_decay")
-        if layer_decay is not None:
-            require_number(layer_decay, "optimizer.layer_decay", 0.0, 1.0)
+        check_layer_decay(layer_decay)
         scales = RateScales(
             float(optimizer.get("backbone_lr_mult", 1.0)),
             None if layer_decay is None else float(layer_decay),

@@ -20,7 +20,6 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import (
     CosineAnnealingLR,
     ExponentialLR,
-    LinearLR,
     LRScheduler,
     MultiStepLR,
     OneCycleLR,
@@ -28,9 +27,10 @@ from torch.optim.lr_scheduler import (
 )
 
 from src.finetuning.blocks import block_label
+from src.finetuning.warmup import LinearWarmup
 from src.networks.blocks import within, within_any
 from src.networks.description import Block
-from src.utils.errors import UserError
+from src.utils.errors import UserError, require_number
 
 #: Keys of the `optimizer` config group that are ours, not the optimizer class's.
 OWN_KEYS = ("backbone_lr_mult", "layer_decay")
@@ -38,16 +38,7 @@ OWN_KEYS = ("backbone_lr_mult", "layer_decay")
 LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 #: Schedulers whose only per-group state is `base_lrs` plus keys in the group itself, so that a
 #: group added while training follows the schedule.
-GROWABLE_SCHEDULERS = (
-    StepLR,
-    MultiStepLR,
-    ExponentialLR,
-    CosineAnnealingLR,
-    OneCycleLR,
-    LinearLR,
-)
-#: The warmup scheduler's name (LearningRateMonitor logs the rates under the schedule's).
-WARMUP = "warmup"
+GROWABLE_SCHEDULERS = (StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR)
 
 
 def optimizer_factory(config: dict[str, Any]) -> Callable[..., Optimizer]:
@@ -63,6 +54,18 @@ def optimizer_factory(config: dict[str, Any]) -> Callable[..., Optimizer]:
         if "fused" not in accepted:
             del arguments["fused"]
     return instantiate(arguments, _partial_=True, _convert_="all")
+
+
+def check_layer_decay(value: object) -> None:
+    """`optimizer.layer_decay`: null, or a factor above 0 and at most 1."""
+    if value is None:
+        return
+    require_number(value, "optimizer.layer_decay", 0.0, 1.0)
+    if value == 0:
+        raise UserError(
+            "optimizer.layer_decay=0 would leave every block below the head untrained; give a "
+            "factor such as 0.75, or freeze=all to train the head alone"
+        )
 
 
 @dataclass(frozen=True)
@@ -146,30 +149,27 @@ def configure_optimization(
 ) -> tuple[list[Optimizer], list[dict[str, Any]]]:
     """What `LightningModule.configure_optimizers` returns: the optimizer over `groups`, the
     scheduler when one is configured (`total_steps: null` filled in from `total_steps()`, the
-    optimizer steps of the whole fit over `epochs()`), and with `warmup_epochs` a linear warmup.
-
-    The warmup is torch's LinearLR, stepped every optimizer step from a share of each group's
-    rate up to all of it over the first `warmup_epochs`; it multiplies whatever the schedule
-    sets, as both change each group's rate by factors (the schedule starts at the same time).
-    """
+    optimizer steps of the whole fit over `epochs()`), and with `warmup_epochs` a linear warmup
+    that steps the schedule itself (`LinearWarmup`)."""
     optimizer = optimizer_factory(optimizer_config)(groups)
     scheduler_config = scheduler_config or {}
     scheduler_kwargs = dict(scheduler_config.get("scheduler") or {})
-    schedulers = []
+    scheduler, interval = None, scheduler_config.get("interval", "epoch")
     if scheduler_kwargs:
         if "total_steps" in scheduler_kwargs and scheduler_kwargs["total_steps"] is None:
             scheduler_kwargs["total_steps"] = total_steps()
         lr = float(optimizer_config["lr"])
         scheduler_kwargs = scale_per_group(scheduler_kwargs, optimizer.param_groups, lr)
         scheduler = instantiate(scheduler_kwargs, optimizer=optimizer, _convert_="all")
-        interval = scheduler_config.get("interval", "epoch")
-        schedulers.append({"scheduler": scheduler, "interval": interval})
     warmup_epochs = float(scheduler_config.get("warmup_epochs") or 0)
     if warmup_epochs > 0:
-        steps = max(1, round(warmup_epochs * total_steps() / epochs()))
-        warmup = LinearLR(optimizer, start_factor=1.0 / (steps + 1), total_iters=steps)
-        schedulers.append({"scheduler": warmup, "interval": "step", "name": WARMUP})
-    return [optimizer], schedulers
+        steps_per_epoch = total_steps() / epochs()
+        every = 1 if interval == "step" else round(steps_per_epoch)
+        warmup_steps = round(warmup_epochs * steps_per_epoch)
+        scheduler, interval = LinearWarmup(optimizer, scheduler, warmup_steps, every), "step"
+    if scheduler is None:
+        return [optimizer], []
+    return [optimizer], [{"scheduler": scheduler, "interval": interval}]
 
 
 def scale_per_group(
@@ -187,6 +187,10 @@ def scale_per_group(
 def check_growable(schedulers: Sequence[LRScheduler]) -> None:
     """Refuse, before training, a scheduler that a group added mid-run would not follow."""
     for scheduler in schedulers:
+        if isinstance(scheduler, LinearWarmup):
+            scheduler = scheduler.schedule
+            if scheduler is None:
+                continue
         if not isinstance(scheduler, GROWABLE_SCHEDULERS):
             names = ", ".join(cls.__name__ for cls in GROWABLE_SCHEDULERS)
             raise UserError(
@@ -214,7 +218,11 @@ def add_group(
     group.update(name=name, params=params)
     optimizer.add_param_group(group)
     for scheduler in schedulers:
-        if scheduler.optimizer is optimizer:
+        if scheduler.optimizer is not optimizer:
+            continue
+        if isinstance(scheduler, LinearWarmup):
+            scheduler.add_group(lr_mult)
+        else:
             scheduler.base_lrs.append(scheduler.base_lrs[0] * lr_mult)
             scheduler._last_lr.append(group["lr"])
     return group

@@ -90,3 +90,25 @@ def test_a_network_without_a_gradcam_layer_gets_a_note_not_a_crash() -> None:
     without = NetworkDescription("fc", (), gradcam_unavailable="an MLP has no feature map")
     explain, note = gradcam_explainer(model.net, model.normalise, without)
     assert explain is None and note == "not available for this model (an MLP has no feature map)"
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "size"),
+    [
+        ("torchvision", "vit_b_16", 224),  # tokens with a class token
+        ("torchvision", "swin_t", 64),  # channels-last stages, turned channels-first
+        ("torchvision", "efficientnet_b0", 64),
+        ("timm", "vit_tiny_patch16_224", 32),
+        ("timm", "swin_tiny_patch4_window7_224", 64),
+        ("timm", "convnext_atto", 64),
+    ],
+)
+def test_every_layout_gives_a_heat_map(source: str, name: str, size: int) -> None:
+    """Whatever the layer's output looks like, the map has the image's size and some heat: a
+    layer after which no gradient reaches the head would give zeros."""
+    model = build_classifier(name=name, model={"source": source}, image_size=size, seed=0)
+    explain, note = gradcam_explainer(model.net, model.normalise, model.description)
+    images = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8)
+    heat = explain(images, [0, 1])
+    assert note.startswith("on ") and heat.shape == (2, size, size)
+    assert np.isfinite(heat).all() and (heat.reshape(2, -1).max(axis=1) > 0).all()

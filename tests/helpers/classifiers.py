@@ -26,6 +26,7 @@ def build_classifier(
     lr: float = 0.01,
     momentum: float | None = None,
     backbone_lr_mult: float | None = None,
+    layer_decay: float | None = None,
     scheduler: Mapping[str, Any] | None = None,
     image_size: int = 224,
     seed: int | None = None,
@@ -36,7 +37,8 @@ def build_classifier(
       `train_bn`, `unfreeze_at` and `cache_features` join the freeze settings when given.
     - `model`: more model settings (`pretrained`, `weights_path`, ...) beside the name and the
       ImageNet normalisation.
-    - the optimizer is SGD at `lr`; `momentum` and `backbone_lr_mult` join it when given.
+    - the optimizer is SGD at `lr`; `momentum`, `backbone_lr_mult` and `layer_decay` join it
+      when given.
     - `scheduler` and `image_size` are the module's own arguments (defaults: none, 224).
     - `seed`: seeds torch first, for the same initial weights every time.
     """
@@ -51,7 +53,8 @@ def build_classifier(
         if value is not None:
             freeze[key] = dict(value) if isinstance(value, Mapping) else value
     optimizer: dict[str, Any] = {"_target_": "torch.optim.SGD", "lr": lr}
-    for key, value in (("momentum", momentum), ("backbone_lr_mult", backbone_lr_mult)):
+    own = (("backbone_lr_mult", backbone_lr_mult), ("layer_decay", layer_decay))
+    for key, value in (("momentum", momentum), *own):
         if value is not None:
             optimizer[key] = value
     return ImageClassifier(

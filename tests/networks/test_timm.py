@@ -36,15 +36,15 @@ class Family:
 
 
 FAMILIES = [
-    Family("resnet18", 32, 9, "conv1", "layer4.1"),
-    Family("convnext_atto", 32, 14, "stem", "head.norm"),
-    Family("efficientnet_b0", 32, 17, "conv_stem", "conv_head"),
-    Family("regnetx_002", 32, 14, "stem", "s4.b7"),
-    Family("mobilenetv3_small_050", 32, 14, "conv_stem", "conv_head"),
+    Family("resnet18", 32, 5, "conv1", "layer4"),
+    Family("convnext_atto", 32, 6, "stem", "head.norm"),
+    Family("efficientnet_b0", 32, 8, "conv_stem", "conv_head"),
+    Family("regnetx_002", 32, 5, "stem", "s4"),
+    Family("mobilenetv3_small_050", 32, 8, "conv_stem", "conv_head"),
     Family("vit_tiny_patch16_224", 32, 13, "patch_embed", "blocks.11"),
     Family("deit_tiny_patch16_224", 32, 13, "cls_token", "norm"),
-    Family("swin_tiny_patch4_window7_224", 64, 13, "patch_embed", "layers.3.blocks.1"),
-    Family("efficientvit_b0", 32, 12, "stem", "head.in_conv"),
+    Family("swin_tiny_patch4_window7_224", 64, 6, "patch_embed", "norm"),
+    Family("efficientvit_b0", 32, 6, "stem", "head.in_conv"),
     Family("maxvit_pico_rw_256", 64, 5, "stem", "stages.3"),
 ]
 IDS = [family.name for family in FAMILIES]

@@ -3,7 +3,8 @@
 
 Everything comes from timm's own metadata rather than a table of ours: the pretrained config
 (input size, mean, std, crop), the classifier (`get_classifier`), the block boundaries
-(`group_matcher`, which timm's layer decay uses too) and the last feature stage (`feature_info`).
+(`group_matcher`, at the stage level, as torchvision's blocks here) and the last feature stage
+(`feature_info`).
 Networks built for one input size (ViT, Swin) are built for `data.image_size`; pretrained
 weights are resampled to it by timm's loader.
 """
@@ -47,11 +48,12 @@ def classifier_name(net: nn.Module) -> str:
 
 
 def timm_blocks(net: nn.Module, head: str) -> list[tuple[str, ...]]:
-    """timm's fine parameter groups, input side first, each as the fewest names covering it;
-    the top group is the head, and what else it holds (a norm or 1x1 convolution after the
-    last stage, which the cached features include) becomes the last block."""
+    """timm's coarse parameter groups (`group_matcher(coarse=True)`: a convolutional network's
+    stages, a ViT's encoder blocks), input side first, each as the fewest names covering it. The
+    top group is the head; what else it holds (a norm or 1x1 convolution after the last stage,
+    which the cached features include) becomes the last block."""
     try:
-        groups = group_parameters(net, net.group_matcher(coarse=False))
+        groups = group_parameters(net, net.group_matcher(coarse=True))
     except (AttributeError, NotImplementedError):
         return with_parameters(net, top_level_blocks(net, head))
     *lower, top = [groups[key] for key in sorted(groups)]

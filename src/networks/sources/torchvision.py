@@ -134,7 +134,7 @@ def gradcam_layer(net: nn.Module) -> GradCamLayer | None:
     channels-first output, else the last top-level child with a convolution."""
     kind = type(net).__name__
     if kind == "VisionTransformer":
-        last = len(net.encoder.layers) - 1
+        *_, (last, _) = net.encoder.layers.named_children()
         return GradCamLayer(f"encoder.layers.{last}.ln_1", "tokens", prefix_tokens=1)
     if kind == "SwinTransformer":
         return GradCamLayer("permute")
