@@ -11,7 +11,7 @@ import os
 # after its retries (read when huggingface_hub is imported, so set before anything imports it).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from src.config.compose import compose_config
 from src.data.sources.synthetic import generate_stripes
 from tests.helpers import TINY
+from tests.helpers.probe import Probe, probed
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +41,10 @@ def make_config(tmp_path: Path) -> Callable[..., DictConfig]:
 def folder_overrides(stripes_root: Path) -> list[str]:
     """TINY training on the generated stripes folder."""
     return ["data=folder", f"data.root={stripes_root}", *TINY]
+
+
+@pytest.fixture
+def probe() -> Iterator[Probe]:
+    """What the runs that `src.train.train` starts in the test did (tests/helpers/probe.py)."""
+    with probed() as recorder:
+        yield recorder

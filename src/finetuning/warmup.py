@@ -36,7 +36,7 @@ class LinearWarmup(LRScheduler):
     def factor(self, step: int) -> float:
         return min(1.0, (step + 1) / (self.warmup_steps + 1))
 
-    def step(self, epoch: int | None = None) -> None:  # noqa: ARG002 (torch's signature)
+    def step(self, epoch: int | None = None) -> None:
         """The rates for the next optimizer step (`self.last_epoch` counts steps taken)."""
         self.last_epoch += 1
         groups = self.optimizer.param_groups

@@ -83,11 +83,22 @@ def jpeg_stripes(stripes_root: Path, tmp_path_factory: pytest.TempPathFactory) -
     return root
 
 
-def test_training_and_evaluation_with_decoding_on_device(make_config, jpeg_stripes: Path) -> None:
+def test_training_and_evaluation_with_decoding_on_device(
+    make_config, jpeg_stripes: Path, probe, monkeypatch
+) -> None:
+    """Every training batch reaches the device as JPEG bytes and is decoded there."""
+    decoded: list[str] = []
+
+    def decode(batch, device, *args, **kwargs):
+        decoded.append("train" if "batch_transform" in kwargs else "eval")
+        return decode_batch(batch, device, *args, **kwargs)
+
+    monkeypatch.setattr("src.data.datamodule.decode_batch", decode)
     root = jpeg_stripes
     overrides = ["data=folder", f"data.root={root}", "data.decode_on_device=true"]
     cfg = make_config([*overrides, *TINY])
     assert train(cfg) is not None
+    assert decoded.count("train") == len(probe.steps) == 4 and "eval" in decoded
     run_dir = Path(cfg.paths.output_dir)
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
     best = run_dir / "checkpoints" / "best.ckpt"
@@ -161,7 +172,7 @@ def test_a_jpeg_the_device_decoder_refuses_is_decoded_on_the_cpu(
 
 @pytest.mark.parametrize("decode_on_device", [False, True])
 def test_training_with_modern_augmentation(
-    make_config, jpeg_stripes: Path, decode_on_device: bool
+    make_config, jpeg_stripes: Path, decode_on_device: bool, probe
 ) -> None:
     """TrivialAugment, RandomErasing, MixUp / CutMix and progressive resizing, decoded in the
     workers or on the device."""
@@ -174,3 +185,7 @@ def test_training_with_modern_augmentation(
     ]
     data = ["data=folder", f"data.root={jpeg_stripes}", f"data.decode_on_device={decode_on_device}"]
     assert train(make_config([*data, *augment, *TINY])) is not None
+    # 16 px in the first of two epochs, 32 px in the last; every batch's labels mixed (one
+    # probability per class) by MixUp or CutMix
+    assert {(step.epoch, step.inputs[2:]) for step in probe.steps} == {(0, (16, 16)), (1, (32, 32))}
+    assert {step.targets[1:] for step in probe.steps} == {(2,)}

@@ -13,6 +13,7 @@ from src.networks.source import architecture, build_network, network_source
 from src.train import train
 from src.utils.errors import UserError
 from tests.helpers import NO_DATA, run_module
+from tests.helpers.probe import assert_trained
 
 #: A model of each family the README offers, and one without an entry in the table.
 FAMILIES = [
@@ -100,10 +101,18 @@ def test_too_many_blocks_are_refused_before_any_image_is_read(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_a_non_resnet_trains_its_last_blocks(make_config, folder_overrides) -> None:
+def test_a_non_resnet_trains_its_last_blocks(make_config, folder_overrides, probe) -> None:
+    """MobileNetV3's last two blocks (features.11, and features.12 with the Linear layer before
+    the head) and its head train, the backbone's part at a tenth of the head's rate; nothing
+    else of the network changes."""
     overrides = [
         "model.name=mobilenet_v3_small",
         "freeze=last_blocks",
         "optimizer.backbone_lr_mult=0.1",
     ]
-    assert train(make_config([*folder_overrides, *overrides])) is not None
+    train(make_config([*folder_overrides, *overrides]))
+    last_two = ("features.11.", "features.12.", "classifier.0.", "classifier.3.")
+    # at a backbone rate of 0.1 x 0.001, some updates are below float32's resolution
+    assert_trained(probe, last_two, last_two, every_one_moves=False)
+    (head, head_lr), (backbone, backbone_lr) = probe.groups[0]
+    assert (head, backbone, backbone_lr) == ("head", "backbone", pytest.approx(head_lr * 0.1))

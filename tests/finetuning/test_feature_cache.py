@@ -71,6 +71,10 @@ def test_any_change_of_a_key_recomputes(stripes_root: Path, tmp_path: Path, monk
     cached_features(images(stripes_root), model, cache)
     assert cache.computed == 5  # the decoding rules
 
+    for views, computed in ((2, 6), (2, 6), (3, 7)):  # freeze.cached_views
+        train, _ = cached_features(images(stripes_root), model, cache, views=views)
+        assert (cache.computed, len(train.views)) == (computed, views)
+
     copy = tmp_path / "copy"
     for path in stripes_root.rglob("*.png"):
         target = copy / path.relative_to(stripes_root)

@@ -7,6 +7,9 @@
 - `datamodules`: `ready_datamodule`, a data module over a folder, set up.
 - `training`: `fit_briefly`, a few CPU batches of a model logged to CSV; `logged_metrics`.
 - `image_factory`: generated image files, good, odd and broken (import it by its own name).
+- `probe`: `Probe`, a callback that records what a run did (rates, batches, what trained and
+  changed), put in the runs of `src.train.train` by `probed()` or the `probe` fixture;
+  `assert_trained` (import it by its own name).
 - `fault_helpers`: callbacks that tests add to real runs to provoke faults (by Hydra target).
 """
 

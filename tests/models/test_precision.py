@@ -21,16 +21,25 @@ def test_bf16_true_casts_the_batch_to_the_networks_dtype() -> None:
     assert torch.isfinite(loss)
 
 
-def test_bf16_true_trains(make_config, folder_overrides) -> None:
+def test_bf16_true_trains_in_bf16(make_config, folder_overrides, probe) -> None:
+    """Every training forward pass, the network's (normalised images in, logits out) and its
+    head's, ran in bfloat16."""
     best = train(make_config([*folder_overrides, "trainer.precision=bf16-true"]))
     assert best is not None
+    bf16 = torch.bfloat16
+    assert probe.dtypes == {("net", bf16, bf16), ("head", bf16, bf16)}
+    assert len(probe.steps) == 4
 
 
 def test_mixed_precision_clipping_of_a_fused_optimizer_is_refused_up_front(
-    make_config, folder_overrides
+    make_config, folder_overrides, probe
 ) -> None:
-    """Lightning refuses it at the first step, for bf16 as for fp16."""
-    clipping = ["trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0"]
+    """Lightning refuses it at the first step, for bf16 as for fp16; unfused, the gradients are
+    clipped to the configured norm."""
+    clipping = ["trainer.precision=bf16-mixed", "trainer.gradient_clip_val=0.1"]
     with pytest.raises(UserError, match=r"bf16-mixed cannot clip.*set optimizer\.fused=false"):
         train(make_config([*folder_overrides, *clipping]))
     assert train(make_config([*folder_overrides, *clipping, "optimizer.fused=false"])) is not None
+    before, after = zip(*probe.grad_norms, strict=True)
+    assert len(after) == 4 and min(before) > 0.1  # every step had something to clip
+    assert after == pytest.approx([0.1] * 4, rel=1e-3)
