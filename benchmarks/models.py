@@ -22,7 +22,6 @@ from benchmarks.ceiling import run_ceiling
 from benchmarks.cli import scratch_dir
 from benchmarks.project import compose_train_config
 from benchmarks.report import environment, fmt_ratio, header_lines, publish, ratio
-from src.config.model_input import resolve_model_input
 
 DEFAULT_MODELS = [
     "torchvision:resnet34",
@@ -69,11 +68,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with scratch_dir("tl-models-") as work:
         configs = {}
         for spec in args.models:
-            cfg = compose_train_config(
-                model_overrides(spec, args.image_size, args.batch_size), work
-            )
-            resolve_model_input(cfg)
-            configs[spec] = cfg
+            overrides = model_overrides(spec, args.image_size, args.batch_size)
+            configs[spec] = compose_train_config(overrides, work)
         for _ in range(args.rounds):
             for spec, cfg in configs.items():
                 times = run_ceiling(cfg, ["a", "b"], args.steps, warmup=1)

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from benchmarks.timing import RunTimes, read_times
 from src.config.compose import compose_config
+from src.config.model_input import resolve_model_input
 from src.train import train
 
 #: Keep the run to training and validation: no progress bar (it costs time on a non-terminal),
@@ -32,8 +33,11 @@ def with_default_callbacks(overrides: Sequence[str]) -> list[str]:
 
 
 def compose_train_config(overrides: Sequence[str], work_dir: Path) -> DictConfig:
-    """The training config for `overrides`, every output under `work_dir`, as `train` gets it."""
-    return compose_config("train", overrides, work_dir)
+    """The training config for `overrides`, every output under `work_dir`, as `train` gets it,
+    with the model's own input settings filled in (as `train` fills them)."""
+    cfg = compose_config("train", overrides, work_dir)
+    resolve_model_input(cfg)
+    return cfg
 
 
 def project_overrides(

@@ -7,11 +7,20 @@ from __future__ import annotations
 import pytest
 from omegaconf import DictConfig
 
+from src.config.model_input import resolve_model_input
+
 
 def assert_resnet34_on_cats_and_dogs(cfg: DictConfig) -> None:
-    """What every preset shares: an ImageNet ResNet34 fine-tuned on Cats vs Dogs at 224 px."""
-    assert (cfg.model.name, cfg.model.pretrained) == ("resnet34", True)
+    """What every preset shares: an ImageNet ResNet34 fine-tuned on Cats vs Dogs at 224 px (the
+    model's own size, filled in as train does)."""
+    resolve_model_input(cfg)
+    assert (cfg.model.source, cfg.model.name, cfg.model.pretrained) == (
+        "torchvision",
+        "resnet34",
+        True,
+    )
     assert cfg.data.image_size == 224 and cfg.data._target_.endswith("CatsDogsDataModule")
+    assert cfg.data.crop_pct == 0.875
 
 
 @pytest.mark.parametrize(
@@ -25,7 +34,7 @@ def test_tutorial_presets_are_the_tutorial_recipe(preset, trainable, make_config
     cfg = make_config([f"experiment={preset}"])
     assert_resnet34_on_cats_and_dogs(cfg)
     assert cfg.freeze.trainable == trainable
-    assert "unfreeze_at" not in cfg.freeze
+    assert not cfg.freeze.unfreeze_at
     optimizer = {k: cfg.optimizer[k] for k in ("_target_", "lr", "momentum", "backbone_lr_mult")}
     assert optimizer == {
         "_target_": "torch.optim.SGD",

@@ -32,6 +32,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from src.config.compose import CONF_DIR, compose_config
 from src.config.instantiation import to_plain
+from src.finetuning.optimization import OWN_KEYS
 from src.train import train
 from src.utils.errors import UserError
 from tests.helpers import TINY
@@ -247,7 +248,8 @@ def optimizer_as_configured(kind: str) -> Check:
     def check(run: Run) -> None:
         configured = to_plain(run.cfg.optimizer)
         assert configured.pop("_target_") == f"torch.optim.{kind}"
-        configured.pop("backbone_lr_mult")  # ours (the groups' rates), not the optimizer's
+        for key in OWN_KEYS:  # ours (the groups' rates), not the optimizer's
+            configured.pop(key)
         optimizer(kind, **configured)(run)
 
     return check
@@ -361,6 +363,17 @@ def resnet_stages(*blocks: int) -> Check:
         ]
         assert counts == list(blocks)
         assert not any(".conv3." in key for key in state)  # not bottleneck blocks
+
+    return check
+
+
+def built_by(source: str, module: str) -> Check:
+    """The network came from `source` (the class's module is `module`), and the checkpoint says
+    so, so that evaluate and predict rebuild it from the same source."""
+
+    def check(run: Run) -> None:
+        assert type(run.trainer.lightning_module.net).__module__ == module
+        assert run.checkpoint()["hyper_parameters"]["model"]["source"] == source
 
     return check
 
@@ -637,7 +650,14 @@ EFFECTS: dict[tuple[str, str], Effect] = {
     ("logger", "default"): Effect(leaves_logs(tensorboard=True, csv_file=True), the_defaults),
     ("logger", "none"): Effect(leaves_logs(tensorboard=False, csv_file=False)),
     ("logger", "tensorboard"): Effect(leaves_logs(tensorboard=True, csv_file=False)),
-    ("model", "resnet34"): Effect(RESNET34, the_model_on_the_stripes),
+    ("model", "resnet34"): Effect(
+        all_of(RESNET34, built_by("torchvision", "torchvision.models.resnet")),
+        the_model_on_the_stripes,
+    ),
+    # timm's ResNet34: the same stages, built by timm
+    ("model", "timm"): Effect(
+        all_of(RESNET34, built_by("timm", "timm.models.resnet")), the_model_on_the_stripes
+    ),
     ("optimizer", "adamw"): Effect(optimizer_as_configured("AdamW")),
     ("optimizer", "sgd"): Effect(optimizer_as_configured("SGD"), the_defaults),
     ("paths", "default"): Effect(writes_under_its_paths, the_defaults),

@@ -103,7 +103,7 @@ def test_training_on_cached_features(make_config, folder_overrides, tmp_path: Pa
 
 
 def test_cache_needs_a_fixed_backbone(make_config, folder_overrides) -> None:
-    cfg = make_config([*folder_overrides, "freeze=layer4", "+freeze.cache_features=true"])
+    cfg = make_config([*folder_overrides, "freeze=layer4", "freeze.cache_features=true"])
     with pytest.raises(UserError, match="cache_features=true needs a fixed backbone"):
         train(cfg)
 
@@ -132,8 +132,9 @@ def test_the_dropout_before_the_head_applies_to_cached_features_in_training() ->
     """EfficientNet drops features (p=0.2) in front of its head; on cached features the module
     does so itself, in training only, as the network would."""
     model = build_classifier([], name="efficientnet_b0", cache_features=True, image_size=32)
-    assert model.dropout_before_head == [0.2]
-    assert build_classifier([], cache_features=True).dropout_before_head == []  # ResNet: none
+    assert model.description.dropout_before_head == (0.2,)
+    resnet = build_classifier([], cache_features=True)
+    assert resnet.description.dropout_before_head == ()  # ResNet: none
     features = torch.ones(64, 1280)
     torch.manual_seed(0)
     assert (model.train()._dropped(features) == 0).float().mean().item() == pytest.approx(0.2, 0.3)
