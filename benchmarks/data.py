@@ -14,9 +14,11 @@ from pathlib import Path
 
 from src.data.image_checks import find_unusable
 from src.data.images import DEFAULT_MAX_PIXELS
-from src.data.samples import Sample, collect_samples, find_classes, stratified_split
+from src.data.samples import Sample
 from src.data.sources.cats_dogs import prepare_cats_dogs
+from src.data.sources.folder import collect_samples, find_classes
 from src.data.sources.synthetic import CLASSES, draw_image
+from src.data.split import stratified_split
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from benchmarks.data import make_split, resolve_source
 from benchmarks.project import compose_train_config
 from benchmarks.reference import data_transforms
 from benchmarks.report import environment, fmt_ratio, header_lines, publish, ratio
-from src.data.datamodule import ImageFolderDataModule
+from src.data.sources.folder import ImageFolderDataModule
 
 log = logging.getLogger("benchmarks.decode")
 

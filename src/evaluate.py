@@ -15,14 +15,15 @@ import lightning as L
 from omegaconf import DictConfig
 
 from src.config.instantiation import build_from_config, to_plain
-from src.data.datamodule import ImageFolderDataModule
+from src.data.datamodule import ImageDataModule
 from src.evaluation.attribution import gradcam_explainer
 from src.evaluation.classes import label_mapping
 from src.evaluation.data import evaluation_data_settings
 from src.evaluation.report import write_validation_report
-from src.evaluation.scoring import score
+from src.evaluation.scoring import headline_metric, score
 from src.evaluation.tta import tta_views
 from src.models.checkpoint import load_checkpoint
+from src.models.tasks import MULTILABEL
 from src.utils.console import quiet_known_messages
 from src.utils.errors import exit_on_user_error
 
@@ -46,11 +47,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model, trained_on = load_checkpoint(cfg.ckpt_path)
     chosen = to_plain(cfg.data) if cfg.get("data") else {}
     settings = evaluation_data_settings(chosen, trained_on, split=bool(cfg.get("split")))
-    datamodule: ImageFolderDataModule = build_from_config(
+    datamodule: ImageDataModule = build_from_config(
         settings,
         image_size=model.hparams.image_size,
         crop_pct=model.hparams.crop_pct,
         file_list_dir=cfg.paths.output_dir,
+        multi_label=model.task == MULTILABEL,
     )
     datamodule.prepare_data()
     to_model_label = label_mapping(
@@ -75,29 +77,34 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     files = write_validation_report(
         Path(cfg.paths.output_dir), datamodule, metrics, probabilities, targets, explain
     )
-    output = files["report"]
+    headline = headline_metric(model)
+    per_class = "average_precision" if model.task == MULTILABEL else "accuracy"
     log.info(
-        "Accuracy %.4f, loss %.4f on %d images of %s (%d files excluded%s); per class %s "
+        "%s %.4f, loss %.4f on %d images of %s (%d files excluded%s); per class %s %s "
         "(written to %s)",
-        metrics["accuracy"],
+        headline.replace("_", " ").capitalize(),
+        metrics[headline],
         metrics["loss"],
         metrics["num_images"],
         datamodule.root,
         metrics["num_excluded"],
         ", listed in excluded_files.txt" if metrics["num_excluded"] else "",
+        per_class.replace("_", " "),
         {
-            name: None if value is None else round(value, 4)
-            for name, value in metrics["per_class_accuracy"].items()
+            name: None if row[per_class] is None else round(row[per_class], 4)
+            for name, row in metrics["per_class"].items()
         },
-        output,
+        files["report"],
     )
+    metrics["headline"] = headline
     return metrics
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 @exit_on_user_error
 def main(cfg: DictConfig) -> float:
-    return evaluate(cfg)["accuracy"]
+    metrics = evaluate(cfg)
+    return metrics[metrics["headline"]]
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from src.data.images import pixel_limit
 from src.data.samples import find_image_files
 from src.models.checkpoint import load_checkpoint
+from src.models.tasks import MULTILABEL
 from src.serving.onnx_export import export_verified, parity_images, serving_metadata
 from src.utils.console import quiet_known_messages
 from src.utils.errors import UserError, exit_on_user_error
@@ -35,7 +36,12 @@ def export(cfg: DictConfig) -> Path:
     images = parity_images(files, image_size, crop_pct, max_pixels, cfg.parity_images)
     settings = model.hparams.model
     metadata = serving_metadata(
-        list(model.class_names), image_size, crop_pct, list(settings["mean"]), list(settings["std"])
+        list(model.class_names),
+        image_size,
+        crop_pct,
+        list(settings["mean"]),
+        list(settings["std"]),
+        thresholds=model.thresholds.tolist() if model.task == MULTILABEL else None,
     )
     output = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "model.onnx"
     difference = export_verified(model, metadata, images, output)

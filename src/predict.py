@@ -55,7 +55,8 @@ def main(cfg: DictConfig) -> None:
     output = run_dir / "predictions.csv"
     write_csv(output, predictions, classifier.class_names)
     for p in predictions:
-        label = p.label or ("SKIPPED" if p.path in skipped else "ERROR")
+        # a multi-label prediction with no class at or above its threshold has no label
+        label = "SKIPPED" if p.path in skipped else "ERROR" if p.error else p.label or "(none)"
         print(f"{p.path}\t{label}\t{p.error or f'{p.probability:.4f}'}")
     failed = sum(1 for p in predictions if p.error) - len(skipped)
     log.info(

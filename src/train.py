@@ -20,13 +20,14 @@ from src.callbacks.checkpoints import (
 from src.callbacks.requeue import record_slurm_job
 from src.callbacks.run_summary import RunSummary
 from src.config.checks import check_train_config
-from src.config.hparams import RESULT_METRICS, compared_settings
+from src.config.hparams import compared_settings, result_metrics
 from src.config.instantiation import build_from_config, instantiate_group, to_plain
 from src.config.model_input import resolve_model_input
 from src.finetuning.feature_cache import FeatureCache
 from src.finetuning.feature_data import CachedFeatureDataModule
 from src.finetuning.lr_finder import find_learning_rate
 from src.models.classifier import ImageClassifier
+from src.models.tasks import MONITORED, MULTILABEL
 from src.sweeps.ddp import launch_extra_processes_as_this_job
 from src.sweeps.jobs import overrides_of_this_run, record_failure_in_sweeps
 from src.utils.console import quiet_known_messages
@@ -43,7 +44,8 @@ EXIT_SIGTERM = 143
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Fit the model as configured; returns the best `val/acc` (the metric sweepers optimise)."""
+    """Fit the model as configured; returns the best value of the task's validation metric
+    (`val/acc`, or `val/map` for task=multilabel), which sweepers optimise."""
     quiet_known_messages()
     resolve_model_input(cfg)
     check_train_config(cfg)
@@ -64,7 +66,7 @@ def train(cfg: DictConfig) -> float | None:
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks"))
     callbacks += [build_from_config(cfg[name]) for name in OPT_IN_CALLBACKS if cfg.get(name)]
-    run_summary = RunSummary(run_dir, {"overrides": overrides})
+    run_summary = RunSummary(run_dir, {"overrides": overrides}, monitor=model.monitor)
     trainer = build_trainer(cfg, [*callbacks, run_summary], loggers)
     log_hyperparameters(loggers, cfg)
 
@@ -82,12 +84,12 @@ def train(cfg: DictConfig) -> float | None:
         last = run_dir / "checkpoints" / "last.ckpt"
         log.warning("Stopped by SIGTERM; resume with ckpt_path=%s", last)
         raise SystemExit(EXIT_SIGTERM) from None
-    return best_val_acc(trainer)
+    return best_score(trainer, model.monitor)
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     """The configured images; with `freeze.cache_features`, the backbone's features of them."""
-    images = build_from_config(cfg.data)
+    images = build_from_config(cfg.data, multi_label=cfg.task == MULTILABEL)
     if not cfg.freeze.get("cache_features"):
         return images
     cache = FeatureCache(Path(cfg.paths.cache_dir) / "features")
@@ -105,6 +107,7 @@ def build_model(cfg: DictConfig, class_names: list[str]) -> ImageClassifier:
         image_size=cfg.data.image_size,
         label_smoothing=cfg.label_smoothing,
         crop_pct=cfg.data.crop_pct,
+        task=cfg.task,
     )
 
 
@@ -128,18 +131,19 @@ def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], loggers: list) -
 def log_hyperparameters(loggers: list, cfg: DictConfig) -> None:
     """The compared settings; TensorBoard's hparams table also gets the result metrics."""
     hparams = compared_settings(cfg)
+    results = result_metrics(MONITORED[cfg.task])
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.log_hyperparams(hparams, metrics=dict.fromkeys(RESULT_METRICS, 0.0))
+            logger.log_hyperparams(hparams, metrics=dict.fromkeys(results, 0.0))
         else:
             logger.log_hyperparams(hparams)
 
 
-def best_val_acc(trainer: L.Trainer) -> float | None:
-    """The best `val/acc` of the fit, logged with the best checkpoint's path."""
-    best = trainer.callback_metrics.get("val/acc_best")
+def best_score(trainer: L.Trainer, monitor: str) -> float | None:
+    """The best value of `monitor` in the fit, logged with the best checkpoint's path."""
+    best = trainer.callback_metrics.get(f"{monitor}_best")
     if best is not None:
-        log.info("Best val/acc: %.4f", float(best))
+        log.info("Best %s: %.4f", monitor, float(best))
     best_path = best_checkpoint_path(trainer)
     if best_path is not None:
         log.info("Best checkpoint: %s", best_path)

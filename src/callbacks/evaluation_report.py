@@ -7,22 +7,29 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 
 from src.callbacks.checkpoints import best_checkpoint_path
-from src.data.datamodule import ImageFolderDataModule
-from src.evaluation.metrics import summarise
+from src.data.datamodule import ImageDataModule
 from src.evaluation.report import write_validation_report
-from src.evaluation.scoring import probabilities_over
+from src.evaluation.scoring import headline_metric, model_targets, probabilities_over, summary
 from src.models.checkpoint import load_classifier
 
 log = logging.getLogger(__name__)
 
 #: The metrics of the report written as TensorBoard scalars (tag `best_checkpoint/<name>`).
-SCALARS = ("accuracy", "loss", "macro_f1", "macro_roc_auc", "expected_calibration_error")
+SCALARS = (
+    "accuracy",
+    "loss",
+    "macro_f1",
+    "macro_roc_auc",
+    "expected_calibration_error",
+    "mean_average_precision",
+    "f1_macro",
+    "exact_match",
+)
 
 
 class BestCheckpointReport(Callback):
@@ -47,13 +54,16 @@ class BestCheckpointReport(Callback):
         # the trainer's device: by now the strategy's teardown has moved pl_module to the CPU
         device = trainer.strategy.root_device
         probabilities = probabilities_over(model, scored, images.batch_size, device)
-        targets = torch.tensor([sample.label for sample in images.val_samples])
-        metrics = summarise(probabilities, targets, model.class_names)
+        same_classes = list(range(len(model.class_names)))
+        targets = model_targets(images.val_samples, same_classes, model)
+        metrics = summary(model, probabilities, targets)
         metrics.update(ckpt_path=str(best), data_root=str(images.root))
         files = write_validation_report(self.dirpath, images, metrics, probabilities, targets)
+        headline = headline_metric(model)
         log.info(
-            "Best checkpoint: accuracy %.4f, loss %.4f on %d validation images; report in %s",
-            metrics["accuracy"],
+            "Best checkpoint: %s %.4f, loss %.4f on %d validation images; report in %s",
+            headline.replace("_", " "),
+            metrics[headline],
             metrics["loss"],
             metrics["num_images"],
             files["report"],
@@ -63,7 +73,7 @@ class BestCheckpointReport(Callback):
                 log_to_tensorboard(logger, metrics, files, trainer.global_step)
 
 
-def image_data(trainer: Trainer) -> ImageFolderDataModule:
+def image_data(trainer: Trainer) -> ImageDataModule:
     """The images behind the fit's data (under cached features too: the report shows images)."""
     datamodule = trainer.datamodule
     return getattr(datamodule, "images", datamodule)

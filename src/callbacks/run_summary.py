@@ -22,13 +22,17 @@ def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> Path:
 
 
 class RunSummary(Callback):
-    """Tracks parameter counts, best `val/acc` and its epoch, final `val/loss`, wall time and
-    training images/s; `extra` entries (e.g. the run's overrides) are written as they are."""
+    """Tracks parameter counts, the best value of the validation metric `monitor` (`val/acc`,
+    or `val/map` for multi-label runs) and its epoch, final `val/loss`, wall time and training
+    images/s; `extra` entries (e.g. the run's overrides) are written as they are."""
 
-    def __init__(self, run_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, run_dir: str | Path, extra: dict[str, Any] | None = None, monitor: str = "val/acc"
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.extra = dict(extra or {})
-        self.best_val_acc: float | None = None
+        self.monitor = monitor
+        self.best_score: float | None = None
         self.best_epoch: int | None = None
         self.final_val_loss: float | None = None
         self.trainable_params: int | None = None
@@ -60,10 +64,10 @@ class RunSummary(Callback):
         if trainer.sanity_checking:
             return
         metrics = trainer.callback_metrics
-        if "val/acc" in metrics:
-            accuracy = float(metrics["val/acc"])
-            if self.best_val_acc is None or accuracy > self.best_val_acc:
-                self.best_val_acc, self.best_epoch = accuracy, trainer.current_epoch
+        if self.monitor in metrics:
+            score = float(metrics[self.monitor])
+            if self.best_score is None or score > self.best_score:
+                self.best_score, self.best_epoch = score, trainer.current_epoch
         if "val/loss" in metrics:
             self.final_val_loss = float(metrics["val/loss"])
 
@@ -81,7 +85,8 @@ class RunSummary(Callback):
             "total_params": self.total_params,
             "status": status,
             "error": error,
-            "best_val_acc": self.best_val_acc,
+            "monitor": self.monitor,
+            "best_score": self.best_score,
             "best_epoch": self.best_epoch,
             "final_val_loss": None
             if self.final_val_loss is None or math.isnan(self.final_val_loss)

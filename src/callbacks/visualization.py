@@ -73,8 +73,12 @@ class TensorBoardFigures(Callback):
     # ------------------------------------------------------------------ setup / helpers
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Build the confusion-matrix metric once the class names are known."""
+        """Build the confusion-matrix metric once the class names are known. A multi-label
+        model has no confusion matrix: its figures are the best checkpoint's report's."""
         names = getattr(pl_module, "class_names", None)
+        if getattr(pl_module, "task", "multiclass") == "multilabel":
+            self._confmat = None
+            return
         if not names:
             rank_zero_warn(
                 "TensorBoardFigures: `pl_module.class_names` is missing or empty; "

@@ -14,6 +14,7 @@ from src.data.progressive_resizing import ProgressiveResizing
 from src.finetuning.blocks import last_blocks
 from src.finetuning.freeze import FreezePolicy
 from src.finetuning.optimization import check_layer_decay
+from src.models.tasks import check_task
 from src.networks.description import NetworkDescription
 from src.networks.source import architecture, network_source
 from src.utils.devices import runs_on_cpu
@@ -200,6 +201,7 @@ def resolved_lr(cfg: DictConfig) -> object:
 def check_train_config(cfg: DictConfig) -> None:
     """Every check that needs no data: types, ranges, names, devices. The model's input
     settings are filled in first (`resolve_model_input`)."""
+    check_task(cfg.get("task", "multiclass"))
     image_size = cfg.data.get("image_size")
     source = network_source(cfg.model.get("source"))
     net = architecture(cfg.model, image_size if is_int(image_size) and image_size >= 8 else 224)

@@ -14,8 +14,12 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import Container, DictConfig, OmegaConf
 
-#: Result metrics of TensorBoard's hparams table; each is logged as a scalar under this tag.
-RESULT_METRICS = ("val/acc_best", "val/loss", "time/train_s")
+
+def result_metrics(monitor: str) -> tuple[str, ...]:
+    """Result metrics of TensorBoard's hparams table (each is logged as a scalar under this
+    tag): the best of the task's validation metric `monitor`, the loss, the training time."""
+    return (f"{monitor}_best", "val/loss", "time/train_s")
+
 
 #: Config groups whose settings shape a run's result (absent optional groups are skipped).
 COMPARED_GROUPS = (

@@ -7,6 +7,7 @@ import math
 import torch
 from omegaconf import OmegaConf
 
+from src.models.tasks import MONITORED, check_task
 from src.utils.errors import require_int, require_number
 
 
@@ -34,8 +35,16 @@ def gpu_precision() -> str:
     return "bf16-mixed"
 
 
+def monitored(task: str) -> str:
+    """The validation metric that `task`'s best checkpoint and early stopping follow."""
+    check_task(task)
+    return MONITORED[task]
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("scaled_lr"):
         OmegaConf.register_new_resolver("scaled_lr", scaled_lr)
+    if not OmegaConf.has_resolver("monitored"):
+        OmegaConf.register_new_resolver("monitored", monitored)
     if not OmegaConf.has_resolver("gpu_precision"):
         OmegaConf.register_new_resolver("gpu_precision", gpu_precision)

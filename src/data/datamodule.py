@@ -1,36 +1,35 @@
-"""LightningDataModule for a folder of class folders: checks, splits and loads the images."""
+"""The LightningDataModule over any source of labelled images: checks, splits, loads and batches.
+
+A subclass names its source (`make_source`): `sources/folder.py` (class folders), `csv.py` (a
+label file), `cats_dogs.py`, `synthetic.py`. Evaluation, the callbacks, the feature cache and
+export use only what this class offers: the classes, the train and validation samples, what was
+excluded, and the loaders.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+from abc import abstractmethod
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
-from torchvision.transforms import v2
+from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler, default_collate
 
-from src.data.dataset import ImageFileDataset, ReadFailureTally
-from src.data.device_decoding import (
-    ProcessRandomness,
-    UndecodedBatch,
-    collate_undecoded,
-    decode_batch,
-)
+from src.data.batch_transforms import DeviceBatches
+from src.data.dataset import ImageFileDataset, ReadFailureTally, class_index
+from src.data.device_decoding import collate_undecoded
 from src.data.image_checks import find_unusable
 from src.data.images import pixel_limit
-from src.data.progressive_resizing import ProgressiveResizing, resize_batch
-from src.data.samples import (
-    Sample,
-    collect_samples,
-    find_classes,
-    stratified_split,
-    write_file_list,
-)
-from src.data.transforms import DEFAULT_CROP_PCT, Augmentation, eval_pipeline, eval_transform
+from src.data.progressive_resizing import ProgressiveResizing
+from src.data.samples import Sample, relative_name, write_file_list
+from src.data.source import SampleSource, SourceSamples
+from src.data.split import predefined_split, stratified_split
+from src.data.transforms import DEFAULT_CROP_PCT, Augmentation, eval_pipeline
 from src.utils.devices import default_num_workers, process_rank, wait_until
 from src.utils.errors import UserError, require_int, require_number
 
@@ -40,16 +39,18 @@ log = logging.getLogger(__name__)
 IMBALANCE_RATIO = 3
 
 
-class ImageFolderDataModule(L.LightningDataModule):
-    """Images in `root/<class>/...`, split here (seeded, stratified), or in `root/{train,val}/...`.
+class ImageDataModule(L.LightningDataModule):
+    """Labelled images from `make_source()`, decode-checked and split (seeded and stratified,
+    or as the source says), loaded and batched.
 
     Files that cannot be decoded are excluded and reported, never fed to the model. With
-    `evaluate_all` there is no split: every usable image is in the validation set (a test folder).
+    `evaluate_all` there is no split: every usable image is in the validation set (a test set).
+    With `multi_label`, targets are multi-hot vectors and a sample may have several classes;
+    otherwise a sample with several is excluded.
     """
 
     def __init__(
         self,
-        root: str,
         image_size: int | None = 224,
         crop_pct: float | None = None,
         batch_size: int = 32,
@@ -68,6 +69,7 @@ class ImageFolderDataModule(L.LightningDataModule):
         decode_on_device: bool = False,
         evaluate_all: bool = False,
         prepare_timeout_s: float = 7200.0,
+        multi_label: bool = False,
     ) -> None:
         super().__init__()
         require_int(batch_size, "data.batch_size", 1)
@@ -87,7 +89,6 @@ class ImageFolderDataModule(L.LightningDataModule):
         # Lightning stores these in checkpoints; with the class they rebuild this data module.
         self.save_hyperparameters(logger=False)
         self.hparams["_target_"] = f"{type(self).__module__}.{type(self).__qualname__}"
-        self.root = Path(root).expanduser()
         self.image_size = image_size
         #: The evaluation crop's share of the resized image (null: the usual 0.875).
         self.crop_pct = crop_pct or DEFAULT_CROP_PCT
@@ -109,93 +110,111 @@ class ImageFolderDataModule(L.LightningDataModule):
         self.decode_on_device = decode_on_device
         self.evaluate_all = evaluate_all
         self.prepare_timeout_s = prepare_timeout_s
-        #: Per-process random draws of the augmentations made on the device.
-        self.device_randomness = ProcessRandomness()
-        #: Files that stopped decoding on the device during the run (`decode_on_device`).
-        self.device_read_failures: dict[Path, str] = {}
+        self.multi_label = multi_label
+        self.source = self.make_source()
+        self.batches = DeviceBatches(
+            image_size,
+            self.crop_pct,
+            self.augmentation,
+            self.progressive_resizing,
+            max_read_failures,
+            lambda: len(self.class_names),
+            multi_label,
+        )
         # None: a file past `max_read_failures` stops the process that meets it.
         self.read_failure_tallies: list[ReadFailureTally] | None = None
-        self.device_tally: ReadFailureTally | None = None
         self.train_samples: list[Sample] = []
         self.val_samples: list[Sample] = []
-        self.excluded: dict[Path, str] = {}
+        self.class_names: list[str] = []
+        #: Files and label-file rows left out, by name, with the reason.
+        self.excluded: dict[str, str] = {}
         #: (train, val) samples found by `prepare_data` in this process, for `setup` to reuse.
         self._scanned: tuple[list[Sample], list[Sample]] | None = None
 
+    @abstractmethod
+    def make_source(self) -> SampleSource:
+        """Where the samples come from, from this module's settings."""
+
+    @property
+    def root(self) -> Path:
+        """The folder the images are under (file lists are written relative to it)."""
+        return self.source.root
+
     # ------------------------------------------------------------- the files
-    def ensure_data(self) -> None:
-        """Make `root` hold the data; subclasses download or generate it. Idempotent: quick once
-        the data is in place."""
-
-    def data_ready(self) -> bool:
-        """Whether `ensure_data` has completed (perhaps in another process)."""
-        return True
-
     def prepare_data(self) -> None:
-        """Runs once per node: fetch the data and decode-check new images (results are cached).
+        """Fetch the data, decode-check new images (results are cached) and split.
 
         Idempotent within a process: `train` calls it before building the model (to know the
         classes) and Lightning calls it again in `fit`; `setup` reuses the scan made here.
         """
-        if self._scanned is None:
-            # Processes started together (srun, torchrun) share the data dir: the first one
-            # fetches or makes the data, the others wait for it to be complete.
-            if process_rank() != 0:
-                wait_until(self.data_ready, self.prepare_timeout_s, f"the data in {self.root}")
-            self.ensure_data()
-            if len(self.class_names) < 2 and not self.evaluate_all:
-                raise UserError(
-                    f"{self.root} holds a single class {self.class_names}; "
-                    "a classifier needs at least two class folders"
-                )
-            self._scanned = self._scan()
+        if self._scanned is not None:
+            return
+        # Processes started together (srun, torchrun) share the data dir: the first one
+        # fetches or makes the data, the others wait for it to be complete.
+        if process_rank() != 0:
+            wait_until(self.source.ready, self.prepare_timeout_s, f"the data in {self.root}")
+        self.source.ensure()
+        read = self.source.read(whole=self.evaluate_all)
+        self.class_names = list(read.class_names)
+        if len(self.class_names) < 2 and not self.evaluate_all:
+            raise UserError(
+                f"{self.root} holds a single class {self.class_names}; "
+                "a classifier needs at least two classes"
+            )
+        self._scanned = self._split(self._usable(read), read)
 
-    @property
-    def has_predefined_split(self) -> bool:
-        return (self.root / "train").is_dir() and (self.root / "val").is_dir()
-
-    @property
-    def class_names(self) -> list[str]:
-        return find_classes(self.root / "train" if self.has_predefined_split else self.root)
-
-    def _scan_folder(self, folder: Path, classes: list[str]) -> list[Sample]:
-        candidates, skipped = collect_samples(folder, classes)
-        # One cache file per scanned folder: train/ and val/ must not overwrite each other's.
+    def _usable(self, read: SourceSamples) -> list[Sample]:
+        """The source's samples less the files that do not decode and, for a single-label task,
+        the samples with several labels; each class must keep one."""
+        self.excluded = dict(read.excluded)
         unusable = find_unusable(
-            [s.path for s in candidates], folder, self.max_pixels, self.cache_dir
+            [sample.path for sample in read.samples], self.root, self.max_pixels, self.cache_dir
         )
-        self.excluded.update({path: "not an image file (suffix)" for path in skipped})
-        self.excluded.update(unusable)
-        usable = [sample for sample in candidates if sample.path not in unusable]
-        for label, name in enumerate(classes):
-            if not any(sample.label == label for sample in usable):
-                raise UserError(f"Class folder {folder / name} holds no usable image; add images")
+        self.excluded |= {relative_name(path, self.root): why for path, why in unusable.items()}
+        usable = [sample for sample in read.samples if sample.path not in unusable]
+        if not self.multi_label:
+            several = [sample for sample in usable if len(sample.labels) > 1]
+            self.excluded |= {
+                relative_name(sample.path, self.root): (
+                    f"several labels ({', '.join(self.class_names[i] for i in sample.labels)}) "
+                    "for a single-label task (task=multilabel takes them)"
+                )
+                for sample in several
+            }
+            usable = [sample for sample in usable if len(sample.labels) == 1]
+        found = {label for sample in usable for label in sample.labels}
+        for label, name in enumerate(self.class_names):
+            if label not in found:
+                raise UserError(f"Class {name!r} in {self.root} holds no usable image; add images")
         return usable
 
-    def _scan(self) -> tuple[list[Sample], list[Sample]]:
-        classes = self.class_names
-        self.excluded = {}
+    def _split(
+        self, usable: list[Sample], read: SourceSamples
+    ) -> tuple[list[Sample], list[Sample]]:
+        """(train, val): none trains with `evaluate_all`; else the source's split, or a seeded,
+        stratified one. Validation samples of a class that does not train are left out."""
         if self.evaluate_all:
-            folders = [self.root / "train", self.root / "val"]
-            if not self.has_predefined_split:
-                folders = [self.root]
-            return [], [sample for f in folders for sample in self._scan_folder(f, classes)]
-        if self.has_predefined_split:
-            return self._scan_folder(self.root / "train", classes), self._scan_folder(
-                self.root / "val", classes
+            return [], usable
+        if read.sides is not None:
+            train, val = predefined_split(usable, read.sides)
+        else:
+            train, val = stratified_split(usable, self.val_fraction, self.split_seed)
+        trained = {label for sample in train for label in sample.labels}
+        unseen = [sample for sample in val if not set(sample.labels) <= trained]
+        for sample in unseen:
+            missing = [self.class_names[i] for i in sample.labels if i not in trained]
+            self.excluded[relative_name(sample.path, self.root)] = (
+                f"label seen only in validation ({', '.join(missing)})"
             )
-        return stratified_split(
-            self._scan_folder(self.root, classes), self.val_fraction, self.split_seed
-        )
+        return train, [sample for sample in val if set(sample.labels) <= trained]
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_samples:
+        if self.train_samples or self.val_samples:
             return
-        self.train_samples, self.val_samples = self._scanned or self._scan()
-        classes = self.class_names
-        counts = dict(
-            zip(classes, self.class_counts(self.train_samples + self.val_samples), strict=True)
-        )
+        if self._scanned is None:
+            self.prepare_data()
+        self.train_samples, self.val_samples = self._scanned
+        counts = dict(zip(self.class_names, self.class_counts(self.samples), strict=True))
         log.info(
             "Data %s: %d train / %d val images; per class %s",
             self.root,
@@ -203,7 +222,7 @@ class ImageFolderDataModule(L.LightningDataModule):
             len(self.val_samples),
             counts,
         )
-        if max(counts.values()) >= IMBALANCE_RATIO * min(counts.values()):
+        if max(counts.values()) >= IMBALANCE_RATIO * max(1, min(counts.values())):
             log.warning(
                 "Classes are imbalanced %s%s",
                 counts,
@@ -227,23 +246,52 @@ class ImageFolderDataModule(L.LightningDataModule):
                 self.image_size,
             )
         if self.file_list_dir and self.trainer_is_global_zero:
-            write_file_list(
-                self.file_list_dir / "train_files.txt", self.train_samples, self.root, classes
-            )
-            write_file_list(
-                self.file_list_dir / "val_files.txt", self.val_samples, self.root, classes
-            )
-            excluded_lines = [
-                f"{path.relative_to(self.root).as_posix()}\t{reason}"
-                for path, reason in sorted(self.excluded.items())
-            ]
-            (self.file_list_dir / "excluded_files.txt").write_text(
-                "".join(line + "\n" for line in excluded_lines), encoding="utf-8"
-            )
+            self.write_file_lists(self.file_list_dir)
+
+    @property
+    def samples(self) -> list[Sample]:
+        return self.train_samples + self.val_samples
+
+    def write_file_lists(self, directory: Path) -> None:
+        """train_files.txt, val_files.txt and excluded_files.txt (each with its reason)."""
+        classes = self.class_names
+        write_file_list(directory / "train_files.txt", self.train_samples, self.root, classes)
+        write_file_list(directory / "val_files.txt", self.val_samples, self.root, classes)
+        lines = [f"{name}\t{reason}" for name, reason in sorted(self.excluded.items())]
+        (directory / "excluded_files.txt").write_text(
+            "".join(line + "\n" for line in lines), encoding="utf-8"
+        )
 
     @property
     def trainer_is_global_zero(self) -> bool:
         return self.trainer is None or self.trainer.is_global_zero
+
+    # ---------------------------------------------------------- the targets
+    @functools.cached_property
+    def target(self) -> Callable[[Sample], Any]:
+        """A sample's training target: its class index, or with `multi_label` a multi-hot
+        float vector over the classes."""
+        if not self.multi_label:
+            return class_index
+        return functools.partial(_multi_hot, len(self.class_names))
+
+    def targets(self, samples: list[Sample]) -> torch.Tensor:
+        """The targets of `samples`, stacked: [N] class indices or [N, C] multi-hot."""
+        return default_collate([self.target(sample) for sample in samples])
+
+    def class_counts(self, samples: list[Sample]) -> list[int]:
+        """Images of each class among `samples` (an image with several classes counts in each)."""
+        counts = Counter(label for sample in samples for label in sample.labels)
+        return [counts[label] for label in range(len(self.class_names))]
+
+    def balanced_sampler(self) -> WeightedRandomSampler:
+        """Draws every class equally often (with replacement): for imbalanced data sets. An
+        image with several classes is drawn as often as its rarest class asks."""
+        counts = self.class_counts(self.train_samples)
+        weights = torch.tensor(
+            [max(1.0 / counts[label] for label in s.labels) for s in self.train_samples]
+        )
+        return WeightedRandomSampler(weights, num_samples=len(self.train_samples))
 
     # ---------------------------------------------------------- the loaders
     def train_dataset(self, decoded_in_workers: bool = False) -> ImageFileDataset:
@@ -256,6 +304,7 @@ class ImageFolderDataModule(L.LightningDataModule):
             self.max_pixels,
             max_read_failures=self.max_read_failures,
             jpeg_bytes=on_device,
+            target=self.target,
         )
 
     def val_dataset(self) -> ImageFileDataset:
@@ -271,54 +320,24 @@ class ImageFolderDataModule(L.LightningDataModule):
             draft_size,
             self.max_read_failures,
             jpeg_bytes=jpeg_bytes,
+            target=self.target,
         )
 
-    def train_transform(self) -> v2.Transform:
+    def train_transform(self):
         return self.augmentation.worker_transform(self.image_size, self.crop_pct)
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Training batches on the device: resized to this epoch's size
-        (`data.progressive_resizing`), then MixUp / CutMix (`data.augment.mixup`, `cutmix`)."""
-        if self.trainer is None or not self.trainer.training:
-            return batch
-        images, labels = batch
-        epoch, max_epochs = self.trainer.current_epoch, self.trainer.max_epochs
-        images = resize_batch(
-            images, self.progressive_resizing.size_at(epoch, max_epochs, self.image_size)
-        )
-        if self.mixing is not None:
-            images, labels = self.mixing(images, labels)
-        return images, labels
-
-    @functools.cached_property
-    def mixing(self) -> Callable | None:
-        """MixUp / CutMix over the classes found, or None."""
-        return self.augmentation.batch_mixing(len(self.class_names))
-
-    @functools.cached_property
-    def device_train_transforms(self) -> tuple[v2.Transform, torch.nn.Module | None]:
-        """(per image, per batch) augmentation with `decode_on_device`, made once."""
-        return self.augmentation.device_transforms(self.image_size, self.crop_pct)
-
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """With `decode_on_device`, decode and transform the batch on the training device."""
-        if not isinstance(batch, UndecodedBatch):
-            return batch
-        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        failures = (self.device_read_failures, self.max_read_failures, self.device_tally)
-        if not (self.trainer is not None and self.trainer.training):
-            evaluation = eval_transform(self.image_size, self.crop_pct)
-            return decode_batch(batch, device, evaluation, *failures)
-        per_image, per_batch = self.device_train_transforms
-        with self.device_randomness.active(self.trainer.global_rank):
-            return decode_batch(batch, device, per_image, *failures, batch_transform=per_batch)
+        return self.batches.before_transfer(batch, self.trainer)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return self.batches.after_transfer(batch, self.trainer)
 
     def count_read_failures_for_the_trainer(self) -> None:
         """From now on, files that become unreadable while training or validating are counted
         in tallies (`read_failures_past_limit`) instead of stopping the process that meets them,
         so that a callback can stop every process together."""
-        self.device_tally = ReadFailureTally(workers=0)
-        self.read_failure_tallies = [self.device_tally]
+        self.batches.tally = ReadFailureTally(workers=0)
+        self.read_failure_tallies = [self.batches.tally]
 
     def read_failures_past_limit(self) -> int:
         """The most files any loader process of this one found unreadable, when past
@@ -331,18 +350,6 @@ class ImageFolderDataModule(L.LightningDataModule):
             dataset.tally = ReadFailureTally(self.loader_workers)
             self.read_failure_tallies.append(dataset.tally)
         return dataset
-
-    def class_counts(self, samples: list[Sample]) -> list[int]:
-        counts = [0] * len(self.class_names)
-        for sample in samples:
-            counts[sample.label] += 1
-        return counts
-
-    def balanced_sampler(self) -> WeightedRandomSampler:
-        """Draws every class equally often (with replacement): for imbalanced data sets."""
-        counts = self.class_counts(self.train_samples)
-        weights = torch.tensor([1.0 / counts[s.label] for s in self.train_samples])
-        return WeightedRandomSampler(weights, num_samples=len(self.train_samples))
 
     @property
     def loader_workers(self) -> int:
@@ -373,7 +380,7 @@ class ImageFolderDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and workers > 0,
             drop_last=drop_last,
-            collate_fn=collate_undecoded if self.decode_on_device else None,
+            collate_fn=collate_undecoded if dataset.jpeg_bytes else None,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -401,3 +408,9 @@ class ImageFolderDataModule(L.LightningDataModule):
     def eval_loader(self, samples: list[Sample], batch_size: int) -> DataLoader:
         """`samples` in order through the deterministic pipeline, decoded in the workers."""
         return self._loader(self.eval_dataset(samples), shuffle=False, batch_size=batch_size)
+
+
+def _multi_hot(num_classes: int, sample: Sample) -> torch.Tensor:
+    target = torch.zeros(num_classes)
+    target[list(sample.labels)] = 1.0
+    return target

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, get_worker_info
@@ -48,11 +49,17 @@ class ReadFailureTally:
         return int(self.counts.max())
 
 
+def class_index(sample: Sample) -> int:
+    """A single-label sample's target: its class index."""
+    return sample.label
+
+
 class ImageFileDataset(Dataset):
-    """(uint8 image [3, H, W], label) pairs: decoded to RGB (EXIF orientation applied), then
-    `transform` (uint8 tensor in and out). With `jpeg_bytes` (`data.decode_on_device`), items are
-    (image, label, path), plain JPEGs come as their encoded bytes and nothing is transformed:
-    decoding and transforms happen on the training device.
+    """(uint8 image [3, H, W], target) pairs: decoded to RGB (EXIF orientation applied), then
+    `transform` (uint8 tensor in and out); the target is `target(sample)` (by default its class
+    index). With `jpeg_bytes` (`data.decode_on_device`), items are (image, target, path), plain
+    JPEGs come as their encoded bytes and nothing is transformed: decoding and transforms happen
+    on the training device.
 
     A file that was fine at the start but cannot be read now (deleted, replaced by junk) is
     skipped with a warning and the next file is served instead, so the run goes on; more than
@@ -69,8 +76,10 @@ class ImageFileDataset(Dataset):
         max_read_failures: int = 20,
         jpeg_bytes: bool = False,
         tally: ReadFailureTally | None = None,
+        target: Callable[[Sample], Any] | None = None,
     ) -> None:
         self.samples = list(samples)
+        self.target = target or class_index
         self.transform = transform
         self.max_pixels = max_pixels
         self.draft_size = draft_size
@@ -82,7 +91,7 @@ class ImageFileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, int, str]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Any] | tuple[torch.Tensor, Any, str]:
         for offset in range(len(self.samples)):
             sample = self.samples[(index + offset) % len(self.samples)]
             try:
@@ -91,8 +100,9 @@ class ImageFileDataset(Dataset):
                 self._record_failure(sample.path, str(error))
                 continue
             if self.jpeg_bytes:
-                return image, sample.label, str(sample.path)
-            return (image if self.transform is None else self.transform(image)), sample.label
+                return image, self.target(sample), str(sample.path)
+            image = image if self.transform is None else self.transform(image)
+            return image, self.target(sample)
         raise TooManyUnreadableFiles("No file of the data set can be read any more")
 
     def _read(self, path: Path) -> torch.Tensor:

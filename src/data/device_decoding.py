@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch.utils.data import default_collate
 from torchcodec.decoders import decode_jpeg
 
 from src.data.dataset import ReadFailureTally, TooManyUnreadableFiles, record_read_failure
@@ -41,12 +43,12 @@ class UndecodedBatch:
         return [part.view(shape) for part, shape in zip(parts, self.shapes, strict=True)]
 
 
-def collate_undecoded(batch: Sequence[tuple[torch.Tensor, int, str]]) -> UndecodedBatch:
+def collate_undecoded(batch: Sequence[tuple[torch.Tensor, Any, str]]) -> UndecodedBatch:
     images, labels, paths = zip(*batch, strict=True)
     return UndecodedBatch(
         torch.cat([image.reshape(-1) for image in images]),
         [tuple(image.shape) for image in images],
-        torch.tensor(labels),
+        default_collate(list(labels)),
         list(paths),
     )
 

@@ -7,6 +7,7 @@ rotation on a PIL image made from it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -128,15 +129,17 @@ class Augmentation:
         return per_image, batch
 
     def batch_mixing(
-        self, num_classes: int
+        self, num_classes: int, multi_label: bool = False
     ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
-        """MixUp and/or CutMix of a training batch (torchvision's; either one per batch when
-        both are on), or None when both alphas are 0. uint8 images in and out; labels become
-        class probabilities [B, C]."""
+        """MixUp and/or CutMix of a training batch (either one per batch when both are on), or
+        None when both alphas are 0. uint8 images in and out; labels become class probabilities
+        [B, C] (torchvision's), or with `multi_label` multi-hot targets mixed alike."""
+        if not (self.mixup or self.cutmix):
+            return None
+        if multi_label:
+            return functools.partial(mix_multi_hot, mixup=self.mixup, cutmix=self.cutmix)
         choices = [v2.MixUp(alpha=self.mixup, num_classes=num_classes)] if self.mixup else []
         choices += [v2.CutMix(alpha=self.cutmix, num_classes=num_classes)] if self.cutmix else []
-        if not choices:
-            return None
         mix = choices[0] if len(choices) == 1 else v2.RandomChoice(choices)
 
         def mixed(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,6 +147,32 @@ class Augmentation:
             return pixels.round_().clamp_(0, 255).to(torch.uint8), probabilities
 
         return mixed
+
+
+def mix_multi_hot(
+    images: torch.Tensor, targets: torch.Tensor, mixup: float, cutmix: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MixUp or CutMix (one, drawn, when both alphas are on) of uint8 images with the next image
+    of the batch, as torchvision's do, and of their multi-hot targets in the same proportion:
+    torchvision's take class indices only."""
+    use_cutmix = bool(cutmix) and (not mixup or bool(torch.rand(()) < 0.5))
+    alpha = cutmix if use_cutmix else mixup
+    share = float(torch.distributions.Beta(alpha, alpha).sample())
+    other_images, other_targets = images.roll(1, 0), targets.roll(1, 0)
+    if use_cutmix:
+        height, width = images.shape[-2:]
+        box_h, box_w = round(height * (1 - share) ** 0.5), round(width * (1 - share) ** 0.5)
+        top = int(torch.randint(0, height - box_h + 1, ()))
+        left = int(torch.randint(0, width - box_w + 1, ()))
+        mixed = images.clone()
+        mixed[..., top : top + box_h, left : left + box_w] = other_images[
+            ..., top : top + box_h, left : left + box_w
+        ]
+        share = 1 - box_h * box_w / (height * width)
+    else:
+        blend = share * images.float() + (1 - share) * other_images.float()
+        mixed = blend.round_().clamp_(0, 255).to(torch.uint8)
+    return mixed, share * targets.float() + (1 - share) * other_targets.float()
 
 
 class RandomRotationAndFlip(torch.nn.Module):

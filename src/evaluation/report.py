@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from src.data.datamodule import ImageFolderDataModule
+from src.data.datamodule import ImageDataModule
+from src.evaluation import multilabel
 from src.evaluation.attribution import Explainer
 from src.evaluation.figures import gallery_figure, save_png, write_figures
 from src.evaluation.metrics import per_image_losses
@@ -50,19 +51,27 @@ def write_report(
     `image_of(i)` is the i-th scored image as the model saw it (uint8 [3, H, W]) and `names[i]`
     its file name; `explain(images, classes)` gives heat maps drawn over the top-losses gallery.
     """
-    class_names = metrics["class_names"]
     directory.mkdir(parents=True, exist_ok=True)
-    files = write_figures(
-        directory, probabilities, targets, class_names, np.array(metrics["confusion_matrix"])
-    )
-    losses = per_image_losses(probabilities, targets)
+    multi_label = metrics.get("task") == "multilabel"
+    if multi_label:
+        files = {
+            "pr_curves": save_png(
+                multilabel.pr_curves_figure(probabilities, targets, metrics["class_names"]),
+                directory / "pr_curves.png",
+            ),
+            "counts": save_png(multilabel.counts_figure(metrics), directory / "counts.png"),
+        }
+        losses = multilabel.per_image_losses(probabilities, targets)
+    else:
+        matrix = np.array(metrics["confusion_matrix"])
+        files = write_figures(directory, probabilities, targets, metrics["class_names"], matrix)
+        losses = per_image_losses(probabilities, targets)
     worst = top_losses(losses)
+    describe = _multilabel_loss_row if multi_label else _loss_row
     metrics["top_losses"] = [
         {
             "file": str(names[i]),
-            "true": class_names[int(targets[i])],
-            "predicted": class_names[int(probabilities[i].argmax())],
-            "probability": float(probabilities[i].max()),
+            **describe(metrics, probabilities[i], targets[i]),
             "loss": float(losses[i]),
         }
         for i in worst
@@ -73,8 +82,8 @@ def write_report(
     ]
     colors = ["red" if r["predicted"] != r["true"] else "green" for r in metrics["top_losses"]]
     images = [image_of(i) for i in worst]
-    predicted = [int(probabilities[i].argmax()) for i in worst]
-    overlays = explain(torch.stack(images), predicted) if explain and images else None
+    explained = [metrics["class_names"].index(row["explained"]) for row in metrics["top_losses"]]
+    overlays = explain(torch.stack(images), explained) if explain and images else None
     gallery = gallery_figure(images, titles, colors, overlays)
     files["top_losses"] = save_png(gallery, directory / "top_losses.png")
     files["metrics"] = write_atomically(directory / "metrics.json", json.dumps(metrics, indent=2))
@@ -82,9 +91,41 @@ def write_report(
     return files
 
 
+def _loss_row(
+    metrics: dict[str, Any], probabilities: torch.Tensor, target: torch.Tensor
+) -> dict[str, Any]:
+    """A top loss of a single-label evaluation: true and predicted class, the latter's
+    probability; Grad-CAM shows where the predicted class was seen."""
+    names = metrics["class_names"]
+    predicted = names[int(probabilities.argmax())]
+    return {
+        "true": names[int(target)],
+        "predicted": predicted,
+        "probability": float(probabilities.max()),
+        "explained": predicted,
+    }
+
+
+def _multilabel_loss_row(
+    metrics: dict[str, Any], probabilities: torch.Tensor, target: torch.Tensor
+) -> dict[str, Any]:
+    """A top loss of a multi-label evaluation: the true and predicted sets; the class its loss
+    comes from most, its probability, and Grad-CAM of that class."""
+    names = metrics["class_names"]
+    thresholds = torch.tensor(metrics["thresholds"])
+    chosen = lambda mask: ", ".join(n for n, on in zip(names, mask, strict=True) if on) or "none"  # noqa: E731
+    worst = multilabel.worst_label(probabilities, target)
+    return {
+        "true": chosen(target.bool().tolist()),
+        "predicted": chosen((probabilities >= thresholds).tolist()),
+        "probability": float(probabilities[worst]),
+        "explained": names[worst],
+    }
+
+
 def write_validation_report(
     directory: Path,
-    datamodule: ImageFolderDataModule,
+    datamodule: ImageDataModule,
     metrics: dict[str, Any],
     probabilities: torch.Tensor,
     targets: torch.Tensor,
@@ -115,16 +156,10 @@ def tta_lines(tta: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def markdown(metrics: dict[str, Any], files: dict[str, Path]) -> str:
-    """report.md: the headline numbers, the per-class table and the figures."""
+def single_label_lines(metrics: dict[str, Any]) -> list[str]:
+    """report.md's headline and per-class table of a single-label evaluation."""
     number = lambda value: "-" if value is None else f"{value:.4f}"  # noqa: E731
     lines = [
-        "# Evaluation",
-        "",
-        f"Checkpoint `{metrics.get('ckpt_path', '')}`, data `{metrics.get('data_root', '')}`: "
-        f"{metrics['num_images']} images scored, {metrics.get('num_excluded', 0)} files "
-        "excluded (listed in excluded_files.txt).",
-        "",
         "| metric | value |",
         "|---|---|",
         *(f"| {label} | {number(metrics.get(key))} |" for key, label in HEADLINE),
@@ -137,6 +172,21 @@ def markdown(metrics: dict[str, Any], files: dict[str, Path]) -> str:
         cells = [row["precision"], row["recall"], row["f1"], row["roc_auc"]]
         cells.append(row["average_precision"])
         lines.append(f"| {name} | {row['support']} | " + " | ".join(map(number, cells)) + " |")
+    return lines
+
+
+def markdown(metrics: dict[str, Any], files: dict[str, Path]) -> str:
+    """report.md: the headline numbers, the per-class table, the top losses and the figures."""
+    multi_label = metrics.get("task") == "multilabel"
+    lines = [
+        "# Evaluation",
+        "",
+        f"Checkpoint `{metrics.get('ckpt_path', '')}`, data `{metrics.get('data_root', '')}`: "
+        f"{metrics['num_images']} images scored, {metrics.get('num_excluded', 0)} files "
+        "excluded (listed in excluded_files.txt).",
+        "",
+        *(multilabel.markdown_lines(metrics) if multi_label else single_label_lines(metrics)),
+    ]
     lines += ["", "Most confidently wrong first (predicted / true):", ""]
     if metrics.get("gradcam"):
         lines[-1:-1] = [f"Grad-CAM over the top losses: {metrics['gradcam']}.", ""]

@@ -44,7 +44,8 @@ def files_fingerprint(samples: Sequence[Sample]) -> str:
     digest = hashlib.sha256()
     for sample in samples:
         stat = sample.path.stat()
-        digest.update(f"{sample.path}|{stat.st_size}|{stat.st_mtime_ns}|{sample.label}\n".encode())
+        labels = ",".join(map(str, sample.labels))
+        digest.update(f"{sample.path}|{stat.st_size}|{stat.st_mtime_ns}|{labels}\n".encode())
     return digest.hexdigest()
 
 

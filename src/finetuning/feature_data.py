@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from src.data.datamodule import ImageFolderDataModule
+from src.data.datamodule import ImageDataModule
 from src.data.images import DECODING
 from src.data.transforms import eval_transform
 from src.finetuning.feature_cache import (
@@ -36,7 +36,7 @@ class CachedFeatureDataModule(L.LightningDataModule):
     it resumes from. Checkpoints record the image data's settings, which `evaluate` rebuilds.
     """
 
-    def __init__(self, images: ImageFolderDataModule, cache: FeatureCache, views: int = 0) -> None:
+    def __init__(self, images: ImageDataModule, cache: FeatureCache, views: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters(images.hparams, logger=False)
         self.images = images
@@ -113,7 +113,7 @@ class RandomViewFeatures(Dataset):
 
 
 def cached_features(
-    images: ImageFolderDataModule,
+    images: ImageDataModule,
     model: Any,
     cache: FeatureCache,
     precision: str = "32-true",

@@ -12,16 +12,31 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MultilabelAveragePrecision,
+    MultilabelPrecisionRecallCurve,
+)
 
 from src.data.transforms import DEFAULT_CROP_PCT
 from src.finetuning.finetuner import FineTuner
 from src.finetuning.gradual_unfreezing import GradualUnfreezing
 from src.finetuning.optimization import configure_optimization
+from src.models.tasks import (
+    MONITORED,
+    MULTILABEL,
+    best_f1_thresholds,
+    check_task,
+    multilabel_loss,
+    probabilities,
+)
 from src.networks.source import build_network, network_source
 from src.networks.weights import load_starting_weights
 
 log = logging.getLogger(__name__)
+
+#: Decision thresholds a multi-label run chooses among (0, 0.01, ..., 1).
+THRESHOLD_STEPS = 101
 
 
 class ImageClassifier(L.LightningModule):
@@ -43,8 +58,10 @@ class ImageClassifier(L.LightningModule):
         image_size: int = 224,
         label_smoothing: float = 0.0,
         crop_pct: float = DEFAULT_CROP_PCT,
+        task: str = "multiclass",
     ) -> None:
         super().__init__()
+        check_task(task)
         # The run's whole config goes to the loggers from train.py; here only the checkpoint.
         self.save_hyperparameters(logger=False)
         self.class_names = list(class_names)
@@ -63,17 +80,31 @@ class ImageClassifier(L.LightningModule):
         self.register_buffer("mean", mean * 255.0, persistent=False)
         self.register_buffer("std", std * 255.0, persistent=False)
 
+        self.task = task
+        #: The validation metric the best checkpoint follows (val/acc, or val/map).
+        self.monitor = MONITORED[task]
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         num_classes = len(self.class_names)
-        # No checks that read values on the host (a GPU synchronisation per step): predictions
-        # are argmax indices and targets the data module's; StopOnNonFiniteLoss watches NaNs.
-        accuracy = {"num_classes": num_classes, "average": "micro", "validate_args": False}
-        self.train_acc = MulticlassAccuracy(**accuracy)
-        self.val_acc = MulticlassAccuracy(**accuracy)
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.val_loss = MeanMetric(nan_strategy="disable")
-        self.val_acc_best = MaxMetric()
-        self.val_acc_best.persistent(True)  # survives a resume from checkpoint
+        # No checks that read values on the host (a GPU synchronisation per step): predictions
+        # are argmax indices and targets the data module's; StopOnNonFiniteLoss watches NaNs.
+        if task == MULTILABEL:
+            labels = {"num_labels": num_classes, "validate_args": False}
+            self.val_map = MultilabelAveragePrecision(average="macro", **labels)
+            #: Binned, so that its state stays small: the thresholds are picked from it.
+            self.val_curve = MultilabelPrecisionRecallCurve(thresholds=THRESHOLD_STEPS, **labels)
+            self.val_map_best = MaxMetric()
+            self.val_map_best.persistent(True)
+            #: Per-class decision thresholds (best F1 on the latest validation): checkpoints,
+            #: evaluate, predict and the exported model.json use them.
+            self.register_buffer("thresholds", torch.full((num_classes,), 0.5))
+        else:
+            accuracy = {"num_classes": num_classes, "average": "micro", "validate_args": False}
+            self.train_acc = MulticlassAccuracy(**accuracy)
+            self.val_acc = MulticlassAccuracy(**accuracy)
+            self.val_acc_best = MaxMetric()
+            self.val_acc_best.persistent(True)  # survives a resume from checkpoint
 
     # ----------------------------------------------------------------- set-up
     def load_starting_weights(self) -> None:
@@ -159,12 +190,18 @@ class ImageClassifier(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor]):
+    def _logits_and_loss(self, batch: tuple[torch.Tensor, torch.Tensor]):
         inputs, targets = batch
         # 2-D inputs are cached backbone features (float32 as computed): only the head runs.
         features = inputs.dim() == 2
         logits = self.head(self._dropped(inputs.to(self.mean.dtype))) if features else self(inputs)
-        loss = self.criterion(logits, targets)
+        if self.task == MULTILABEL:
+            return logits, multilabel_loss(logits, targets, self.criterion.label_smoothing)
+        return logits, self.criterion(logits, targets)
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor]):
+        logits, loss = self._logits_and_loss(batch)
+        targets = batch[1]
         # MixUp / CutMix give class probabilities: accuracy counts the larger share.
         labels = targets.argmax(dim=1) if targets.dim() == 2 else targets
         return loss, logits.argmax(dim=1), labels
@@ -176,6 +213,11 @@ class ImageClassifier(L.LightningModule):
         return features
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        if self.task == MULTILABEL:
+            _, loss = self._logits_and_loss(batch)
+            self.train_loss(loss)
+            self.log("train/loss", self.train_loss, on_step=True, on_epoch=True)
+            return loss
         loss, preds, targets = self._shared_step(batch)
         self.train_loss(loss)
         self.train_acc(preds, targets)
@@ -186,9 +228,22 @@ class ImageClassifier(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self.val_loss.reset()
-        self.val_acc.reset()
+        if self.task == MULTILABEL:
+            self.val_map.reset()
+            self.val_curve.reset()
+        else:
+            self.val_acc.reset()
 
-    def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+    def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor] | None:
+        if self.task == MULTILABEL:
+            logits, loss = self._logits_and_loss(batch)
+            targets = batch[1].round().long()
+            self.val_loss(loss)
+            self.val_map.update(logits.float().sigmoid(), targets)
+            self.val_curve.update(logits.float().sigmoid(), targets)
+            self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
+            self.log("val/map", self.val_map, on_step=False, on_epoch=True, prog_bar=True)
+            return None
         loss, preds, targets = self._shared_step(batch)
         self.val_loss(loss)
         self.val_acc(preds, targets)
@@ -199,12 +254,22 @@ class ImageClassifier(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
+        if self.task == MULTILABEL:
+            precision, recall, steps = self.val_curve.compute()
+            self.thresholds.copy_(best_f1_thresholds(precision, recall, steps))
+            self.val_map_best(self.val_map.compute())
+            self.log("val/map_best", self.val_map_best.compute(), sync_dist=True)
+            return
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of uint8 images: softmax, or a sigmoid per class."""
+        return probabilities(self(images), self.task)
+
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
-        return self(images).softmax(dim=1)
+        return self.probabilities(images)
 
     # -------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> tuple[list, list[dict[str, Any]]]:

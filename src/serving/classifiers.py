@@ -11,7 +11,8 @@ from typing import Protocol
 import torch
 
 from src.data.transforms import DEFAULT_CROP_PCT
-from src.serving.onnx_export import INPUT_NAME, OUTPUT_NAME
+from src.models.tasks import MULTILABEL, probabilities
+from src.serving.onnx_export import INPUT_NAME, OUTPUT_NAME, PROBABILITIES_NAME
 from src.utils.errors import UserError
 
 
@@ -23,6 +24,8 @@ class Classifier(Protocol):
     image_size: int
     crop_pct: float
     device: torch.device
+    #: Each class's decision threshold for a multi-label model; None for one class per image.
+    thresholds: list[float] | None
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor: ...
 
@@ -41,11 +44,13 @@ class CheckpointClassifier:
         self.image_size = int(self.model.hparams.image_size)
         self.crop_pct = float(self.model.hparams.crop_pct)
         self.device = self.model.device
+        multi_label = self.model.task == MULTILABEL
+        self.thresholds = self.model.thresholds.tolist() if multi_label else None
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), inference_autocast(self.device):
             logits = self.model(images.to(self.model.device, non_blocking=True))
-        return logits.float().softmax(dim=1).cpu()
+        return probabilities(logits, self.model.task).cpu()
 
 
 def inference_autocast(device: torch.device) -> AbstractContextManager:
@@ -75,8 +80,12 @@ class OnnxClassifier:
         self.image_size = int(metadata["input"]["size"][0])
         self.crop_pct = float(metadata["input"].get("crop_pct", DEFAULT_CROP_PCT))
         self.device = torch.device("cpu")
+        self.thresholds = metadata.get("thresholds")
+        self.output_name = metadata.get("output", {}).get("name", OUTPUT_NAME)
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        logits = self.session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})[0]
-        return torch.from_numpy(logits).float().softmax(dim=1)
+        outputs = self.session.run([self.output_name], {INPUT_NAME: images.numpy()})[0]
+        outputs = torch.from_numpy(outputs).float()
+        # A multi-label graph outputs probabilities; a single-label one, logits.
+        return outputs if self.output_name == PROBABILITIES_NAME else outputs.softmax(dim=1)

@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 
 #: The graph's input: uint8 RGB images [batch, 3, size, size], resized and center-cropped.
 INPUT_NAME = "images"
-#: The graph's output: one logit per class (softmax gives the probabilities).
+#: The graph's output: one logit per class (softmax gives the probabilities); for a multi-label
+#: model, each class's probability (the sigmoid is in the graph).
 OUTPUT_NAME = "logits"
+PROBABILITIES_NAME = "probabilities"
 #: Largest |ONNX - PyTorch| logit difference accepted, relative to the logits' scale.
 TOLERANCE = 1e-3
 #: The opset of the TorchScript-based exporter, for models the dynamo exporter cannot take.
@@ -34,13 +36,26 @@ class OnnxParityError(UserError):
     """The exported file does not compute what the PyTorch model computes."""
 
 
-def export_onnx(model: nn.Module, image_size: int, path: Path) -> None:
-    """Write `model` (uint8 images in, logits out, normalisation inside) to `path` as one file,
-    with a dynamic batch size: torch.onnx's exporter (dynamo), or the TorchScript-based one
-    for models the former cannot take."""
+class SigmoidOutput(nn.Module):
+    """A multi-label model whose outputs are its per-class probabilities."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images).float().sigmoid()
+
+
+def export_onnx(
+    model: nn.Module, image_size: int, path: Path, output_name: str = OUTPUT_NAME
+) -> None:
+    """Write `model` (uint8 images in, `output_name` out, normalisation inside) to `path` as one
+    file, with a dynamic batch size: torch.onnx's exporter (dynamo), or the TorchScript-based
+    one for models the former cannot take."""
     model = model.eval()
     example = torch.randint(0, 256, (2, 3, image_size, image_size), dtype=torch.uint8)
-    names = {"input_names": [INPUT_NAME], "output_names": [OUTPUT_NAME]}
+    names = {"input_names": [INPUT_NAME], "output_names": [output_name]}
     try:
         batch = torch.export.Dim("batch", min=1)
         torch.onnx.export(
@@ -61,19 +76,21 @@ def export_onnx(model: nn.Module, image_size: int, path: Path) -> None:
             str(path),
             dynamo=False,
             opset_version=TORCHSCRIPT_OPSET,
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            dynamic_axes={INPUT_NAME: {0: "batch"}, output_name: {0: "batch"}},
             **names,
         )
 
 
-def verify_onnx(path: Path, model: nn.Module, images: torch.Tensor) -> float:
+def verify_onnx(
+    path: Path, model: nn.Module, images: torch.Tensor, output_name: str = OUTPUT_NAME
+) -> float:
     """Run `images` (uint8 [N, 3, H, W]) through the file with onnxruntime on the CPU and through
-    `model`; returns the largest logit difference, or raises `OnnxParityError`."""
+    `model`; returns the largest output difference, or raises `OnnxParityError`."""
     import onnxruntime
 
     try:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        exported = session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})[0]
+        exported = session.run([output_name], {INPUT_NAME: images.numpy()})[0]
     except Exception as error:
         raise OnnxParityError(
             f"onnxruntime cannot run {path} ({type(error).__name__}: {one_line(error)[:200]})"
@@ -97,9 +114,20 @@ def serving_metadata(
     crop_pct: float,
     mean: list[float],
     std: list[float],
+    thresholds: list[float] | None = None,
 ) -> dict[str, Any]:
-    """What a server needs besides the graph: the classes and how images become its input."""
+    """What a server needs besides the graph: the classes, how images become its input, and
+    for a multi-label model (`thresholds` given) each class's decision threshold."""
     resize = resize_size_for(image_size, crop_pct)
+    if thresholds is None:
+        output = {"name": OUTPUT_NAME, "meaning": "logits; softmax gives the probabilities"}
+        task: dict[str, Any] = {"task": "multiclass"}
+    else:
+        output = {
+            "name": PROBABILITIES_NAME,
+            "meaning": "each class's probability; a class applies at or above its threshold",
+        }
+        task = {"task": "multilabel", "thresholds": thresholds}
     return {
         "class_names": class_names,
         "input": {
@@ -114,7 +142,8 @@ def serving_metadata(
         "normalisation_in_graph": True,
         "mean": mean,
         "std": std,
-        "output": {"name": OUTPUT_NAME, "meaning": "logits; softmax gives the probabilities"},
+        "output": output,
+        **task,
     }
 
 
@@ -128,9 +157,12 @@ def export_verified(
     (a failed export leaves no file that looks valid). Returns the largest logit difference."""
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = onnx_path.with_name(f".{onnx_path.name}.{os.getpid()}.tmp.onnx")
+    output_name = metadata.get("output", {}).get("name", OUTPUT_NAME)
+    if output_name == PROBABILITIES_NAME:
+        model = SigmoidOutput(model)
     try:
-        export_onnx(model, metadata["input"]["size"][0], temporary)
-        difference = verify_onnx(temporary, model, images)
+        export_onnx(model, metadata["input"]["size"][0], temporary, output_name)
+        difference = verify_onnx(temporary, model, images, output_name)
         os.replace(temporary, onnx_path)
     finally:
         temporary.unlink(missing_ok=True)

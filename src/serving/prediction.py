@@ -23,6 +23,10 @@ from src.utils.errors import UserError
 
 @dataclass
 class Prediction:
+    """A file's prediction: its class and that class's probability; for a multi-label model,
+    `label` is the set of classes at or above their thresholds, joined by `;` (empty when none
+    is), and `probability` the highest of all; every class's probability either way."""
+
     path: Path
     label: str = ""
     probability: float = float("nan")
@@ -60,12 +64,22 @@ def predict_files(
         probabilities = averaged(classifier.probabilities, views, images)
         for (prediction, _), row in zip(good, probabilities, strict=True):
             index = int(row.argmax())
-            prediction.label = classifier.class_names[index]
+            prediction.label = label_of(row, classifier)
             prediction.probability = float(row[index])
             prediction.probabilities = tuple(float(value) for value in row)
         if on_batch is not None:
             on_batch([prediction for prediction, _ in good], images)
     return results
+
+
+def label_of(probabilities: torch.Tensor, classifier: Classifier) -> str:
+    """The class of the highest probability, or for a multi-label model every class at or
+    above its threshold, joined by `;`."""
+    names = classifier.class_names
+    if classifier.thresholds is None:
+        return names[int(probabilities.argmax())]
+    chosen = probabilities >= torch.tensor(classifier.thresholds, dtype=probabilities.dtype)
+    return ";".join(name for name, on in zip(names, chosen.tolist(), strict=True) if on)
 
 
 def write_csv(path: Path, predictions: Sequence[Prediction], class_names: Sequence[str]) -> None:
@@ -96,7 +110,10 @@ def gradcam_writer(
 
     def write(predictions: list[Prediction], images: torch.Tensor) -> None:
         nonlocal written
-        classes = [classifier.class_names.index(p.label) for p in predictions]
+        # the class of the highest probability (for several classes, the likeliest of them)
+        classes = [
+            max(range(len(p.probabilities)), key=p.probabilities.__getitem__) for p in predictions
+        ]
         heat = explain(images, classes)
         for prediction, image, overlay in zip(predictions, images, heat, strict=True):
             title = f"{prediction.label} {prediction.probability:.2f}"

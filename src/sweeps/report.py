@@ -30,7 +30,8 @@ COLUMNS = (
     "overrides",
     "status",
     "error",
-    "best_val_acc",
+    "monitor",
+    "best_score",
     "best_epoch",
     "final_val_loss",
     "trainable_params",
@@ -50,7 +51,9 @@ class JobRow:
     overrides: list[str] = field(default_factory=list)
     status: str = "incomplete"
     error: str | None = None
-    best_val_acc: float | None = None
+    #: The validation metric the job's best checkpoint followed (val/acc, or val/map).
+    monitor: str = "val/acc"
+    best_score: float | None = None
     best_epoch: int | None = None
     final_val_loss: float | None = None
     trainable_params: int | None = None
@@ -141,6 +144,8 @@ def read_job(job_dir: Path, name: str) -> JobRow:
     for key in COLUMNS[2:]:
         if summary.get(key) is not None:
             setattr(row, key, summary[key])
+    if row.best_score is None and summary.get("best_val_acc") is not None:
+        row.best_score = summary["best_val_acc"]  # a summary of a run before multi-label
     if isinstance(summary.get("overrides"), list):
         row.overrides = [str(item) for item in summary["overrides"]]
     row.status = str(summary.get("status") or "unknown")
@@ -149,15 +154,15 @@ def read_job(job_dir: Path, name: str) -> JobRow:
 
 
 def sort_rows(rows: list[JobRow]) -> list[JobRow]:
-    """Finished jobs first, by best val/acc descending; then the rest (failed, incomplete)."""
+    """Finished jobs first, by best score descending; then the rest (failed, incomplete)."""
 
     def key(row: JobRow) -> tuple[Any, ...]:
-        accuracy = row.best_val_acc
-        has_accuracy = accuracy is not None and not math.isnan(accuracy)
+        score = row.best_score
+        has_score = score is not None and not math.isnan(score)
         return (
             row.status != "finished",
-            not has_accuracy,
-            -accuracy if has_accuracy else 0.0,
+            not has_score,
+            -score if has_score else 0.0,
             natural_key(row.job),
         )
 
@@ -185,17 +190,24 @@ def distinct_overrides(row: JobRow, common: Sequence[str]) -> str:
     return " ".join(item for item in row.overrides if item not in common)
 
 
-def val_acc_curve(job_dir: Path) -> list[tuple[int, float]]:
-    """(epoch, val/acc) from the job's CSVLogger file; the last value of an epoch wins (resume)."""
+def monitored(rows: Sequence[JobRow]) -> str:
+    """The metric the jobs followed, if they all followed the same one (else `score`)."""
+    metrics = {row.monitor for row in rows}
+    return metrics.pop() if len(metrics) == 1 else "score"
+
+
+def score_curve(job_dir: Path, metric: str) -> list[tuple[int, float]]:
+    """(epoch, `metric`) from the job's CSVLogger file; the last value of an epoch wins
+    (resume)."""
     path = job_dir / METRICS_FILE
     if not path.is_file():
         return []
     by_epoch: dict[int, float] = {}
     with path.open(newline="", encoding="utf-8") as file:
         for record in csv.DictReader(file):
-            accuracy, epoch = record.get("val/acc"), record.get("epoch")
-            if accuracy and epoch:
-                by_epoch[int(float(epoch))] = float(accuracy)
+            score, epoch = record.get(metric), record.get("epoch")
+            if score and epoch:
+                by_epoch[int(float(epoch))] = float(score)
     return sorted(by_epoch.items())
 
 
@@ -233,7 +245,7 @@ def markdown_table(rows: Sequence[JobRow], base: Path | None = None) -> str:
         "job",
         "overrides",
         "status",
-        "best val/acc",
+        f"best {monitored(rows)}",
         "best epoch",
         "final val/loss",
         "trainable / total params",
@@ -255,7 +267,7 @@ def markdown_table(rows: Sequence[JobRow], base: Path | None = None) -> str:
             row.job,
             distinct_overrides(row, common),
             f"{row.status}: {row.error}" if row.error else row.status,
-            _number(row.best_val_acc, 4),
+            _number(row.best_score, 4),
             "-" if row.best_epoch is None else row.best_epoch,
             _number(row.final_val_loss, 4),
             params,
@@ -268,7 +280,8 @@ def markdown_table(rows: Sequence[JobRow], base: Path | None = None) -> str:
 
 
 def write_plot(rows: Sequence[JobRow], path: Path) -> Path:
-    """val/acc per epoch, one line per job that logged any (Agg canvas: no global backend)."""
+    """The jobs' metric (val/acc, or val/map) per epoch, one line per job that logged any (Agg
+    canvas: no global backend)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -277,9 +290,10 @@ def write_plot(rows: Sequence[JobRow], path: Path) -> Path:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     common = common_overrides(rows)
+    metric = monitored(rows)
     plotted = 0
     for row in sorted(rows, key=lambda row: natural_key(row.job)):
-        curve = val_acc_curve(row.path)
+        curve = score_curve(row.path, row.monitor)
         if not curve:
             continue
         label = f"{row.job}: {distinct_overrides(row, common) or 'defaults'}"
@@ -288,13 +302,13 @@ def write_plot(rows: Sequence[JobRow], path: Path) -> Path:
         epochs, accuracies = zip(*curve, strict=True)
         axes.plot(epochs, accuracies, marker="o", label=label)
         plotted += 1
-    axes.set(xlabel="epoch", ylabel="val/acc", title="val/acc per epoch")
+    axes.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     if plotted:
         axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     else:
-        axes.text(0.5, 0.5, "no job logged val/acc", ha="center", transform=axes.transAxes)
+        axes.text(0.5, 0.5, f"no job logged {metric}", ha="center", transform=axes.transAxes)
     figure.savefig(path, dpi=100)
     return path
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import src.data.image_checks as image_checks
-from src.data.datamodule import ImageFolderDataModule
+from src.data.sources.folder import ImageFolderDataModule
 from src.utils.devices import default_num_workers
 from src.utils.errors import UserError
 from tests.helpers import ready_datamodule
@@ -61,7 +61,7 @@ def test_broken_files_are_excluded_and_reported(tmp_path: Path) -> None:
     root = write_class_folders(tmp_path / "images", {"cat": 4, "dog": 4})
     expected = write_broken_files(root / "dog")
     dm = ready_datamodule(root, file_list_dir=str(tmp_path / "run"))
-    excluded = {path.name for path in dm.excluded}
+    excluded = {Path(name).name for name in dm.excluded}
     assert excluded == unusable_names(expected)
     report = (tmp_path / "run" / "excluded_files.txt").read_text(encoding="utf-8")
     assert "bomb.png\tdecompression bomb" in report

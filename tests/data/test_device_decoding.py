@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 import src.data.device_decoding as device_decoding
-from src.data.datamodule import ImageFolderDataModule
 from src.data.dataset import ImageFileDataset, TooManyUnreadableFiles
 from src.data.device_decoding import collate_undecoded, decode_batch
 from src.data.samples import Sample
+from src.data.sources.folder import ImageFolderDataModule
 from src.data.transforms import eval_transform
 from src.evaluate import evaluate
 from src.train import train
@@ -93,7 +93,7 @@ def test_training_and_evaluation_with_decoding_on_device(
         decoded.append("train" if "batch_transform" in kwargs else "eval")
         return decode_batch(batch, device, *args, **kwargs)
 
-    monkeypatch.setattr("src.data.datamodule.decode_batch", decode)
+    monkeypatch.setattr("src.data.batch_transforms.decode_batch", decode)
     root = jpeg_stripes
     overrides = ["data=folder", f"data.root={root}", "data.decode_on_device=true"]
     cfg = make_config([*overrides, *TINY])

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset, WeightedRandomSampler
 
-from src.data.datamodule import ImageFolderDataModule
+from src.data.sources.folder import ImageFolderDataModule
 from src.finetuning.feature_cache import FeatureCache
 from src.finetuning.feature_data import CachedFeatureDataModule, cached_features
 from src.train import build_datamodule, train

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from src.data.datamodule import ImageFolderDataModule
+from src.data.sources.folder import ImageFolderDataModule
 from src.finetuning.freeze import FreezePolicy
 from src.models.classifier import ImageClassifier
 from src.networks.source import build_network

@@ -10,7 +10,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger
 
-from src.data.datamodule import ImageFolderDataModule
+from src.data.sources.folder import ImageFolderDataModule
 
 
 def fit_briefly(

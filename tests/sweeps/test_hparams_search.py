@@ -48,7 +48,7 @@ def test_optuna_sweep_with_2_trials(stripes_root: Path, tmp_path: Path) -> None:
     assert 1e-4 <= results.best_params["optimizer.lr"] <= 1e-1
     assert results.best_params["freeze"] in {"none", "all", "layer3_4"}
     assert results.best_params["data.batch_size"] in {4, 8, 16, 32}
-    assert results.best_value == pytest.approx(max(job["best_val_acc"] for job in jobs))
+    assert results.best_value == pytest.approx(max(job["best_score"] for job in jobs))
 
 
 def test_a_search_over_a_setting_the_config_lacks_is_refused(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_optuna_records_a_failed_trial_and_goes_on(stripes_root: Path, tmp_path:
     (finished,) = (job for job in jobs if job["status"] == "finished")
     results = OmegaConf.load(sweep / "optimization_results.yaml")
     assert results.best_params["freeze.trainable"] == "[layer4]"
-    assert results.best_value == pytest.approx(finished["best_val_acc"])
+    assert results.best_value == pytest.approx(finished["best_score"])
 
 
 def compose_with_hydra(overrides: list[str]) -> DictConfig:
@@ -172,6 +172,6 @@ def test_submitit_local_executor_runs_a_tiny_job(stripes_root: Path, tmp_path: P
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = sweep_dir(tmp_path)
     (job,) = summaries(sweep)
-    assert job["status"] == "finished" and 0.0 <= job["best_val_acc"] <= 1.0
+    assert job["status"] == "finished" and 0.0 <= job["best_score"] <= 1.0
     assert Path(job["best_ckpt"]).is_file()
     assert list((sweep / ".submitit").glob("*/*_result.pkl"))  # it really went through submitit

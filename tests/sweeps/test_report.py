@@ -93,9 +93,9 @@ def test_report_files(sweep: Path) -> None:
     table = read_csv(sweep / "report.csv")
     assert [row["job"] for row in table] == ["1", "0", "2", "3"]
     assert table[0]["overrides"] == "freeze=none data=folder trainer.max_epochs=2"
-    assert float(table[0]["best_val_acc"]) == 0.9875 and table[0]["best_epoch"] == "1"
+    assert float(table[0]["best_score"]) == 0.9875 and table[0]["best_epoch"] == "1"
     assert table[2]["status"] == "failed" and table[2]["error"] == "no such freeze"
-    assert table[2]["best_val_acc"] == ""
+    assert table[2]["best_score"] == ""
 
     markdown = (sweep / "report.md").read_text()
     assert markdown == report.markdown
@@ -147,7 +147,7 @@ def test_multirun_writes_report_and_cli_rebuilds_it(stripes_root: Path, tmp_path
     # each job's own record: the failing job did not stop the sweep
     good = json.loads((sweep / "0" / "summary.json").read_text())
     bad = json.loads((sweep / "1" / "summary.json").read_text())
-    assert good["status"] == "finished" and 0.0 <= good["best_val_acc"] <= 1.0
+    assert good["status"] == "finished" and 0.0 <= good["best_score"] <= 1.0
     assert good["trainable_params"] < good["total_params"]
     assert good["train_images_per_s"] > 0 and Path(good["best_ckpt"]).is_file()
     assert bad["status"] == "failed" and "freeze.trainable=[layer9]" in bad["overrides"]

@@ -24,8 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from src.data.datamodule import ImageFolderDataModule
 from src.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, check_image
+from src.data.source import SampleSource
+from src.data.sources.folder import FolderSource, ImageFolderDataModule
 from src.utils.errors import UserError
 from src.utils.io import write_atomically
 
@@ -285,8 +286,31 @@ def _write_reports(dest: Path, kept: dict[str, int], quarantined: list[dict[str,
     write_atomically(dest / REPORT_TXT, "\n".join(lines) + "\n")
 
 
+class CatsDogsSource(FolderSource):
+    """`root` is `<dest>/PetImages`; a missing one is downloaded (or taken from `archive`),
+    extracted and cleaned into `<dest>`."""
+
+    def __init__(
+        self, root: str | Path, url: str, archive: str | None, md5: str | None, max_pixels: int
+    ) -> None:
+        super().__init__(root)
+        self.url, self.archive, self.md5, self.max_pixels = url, archive, md5, max_pixels
+
+    def ready(self) -> bool:
+        return is_prepared(self.root.parent)
+
+    def ensure(self) -> None:
+        self.root = prepare_cats_dogs(
+            self.root.parent,
+            url=self.url,
+            archive=self.archive,
+            md5=self.md5,
+            max_pixels=self.max_pixels,
+        )
+
+
 class CatsDogsDataModule(ImageFolderDataModule):
-    """`root` is `<dest>/PetImages`; a missing one is downloaded (or taken from `archive`)."""
+    """`data=cats_dogs`: Microsoft's Cats vs Dogs, fetched on first use."""
 
     def __init__(
         self,
@@ -297,14 +321,8 @@ class CatsDogsDataModule(ImageFolderDataModule):
     ) -> None:
         super().__init__(**kwargs)  # url, md5 and archive are kept in self.hparams
 
-    def data_ready(self) -> bool:
-        return is_prepared(self.root.parent)
-
-    def ensure_data(self) -> None:
-        self.root = prepare_cats_dogs(
-            self.root.parent,
-            url=self.hparams.url,
-            archive=self.hparams.archive,
-            md5=self.hparams.md5,
-            max_pixels=self.max_pixels,
+    def make_source(self) -> SampleSource:
+        settings = self.hparams
+        return CatsDogsSource(
+            settings.root, settings.url, settings.archive, settings.md5, self.max_pixels
         )

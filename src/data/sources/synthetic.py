@@ -18,7 +18,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from src.data.datamodule import ImageFolderDataModule
+from src.data.source import SampleSource
+from src.data.sources.folder import FolderSource, ImageFolderDataModule
 from src.utils.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,24 @@ def generate_stripes(
     return root
 
 
-class SyntheticDataModule(ImageFolderDataModule):
+class SyntheticSource(FolderSource):
     """Generates `images_per_class` images per class at `generated_size` px into `root` once."""
+
+    def __init__(
+        self, root: str | Path, images_per_class: int, generated_size: int, seed: int
+    ) -> None:
+        super().__init__(root)
+        self.settings = (images_per_class, generated_size, seed)
+
+    def ready(self) -> bool:
+        return is_generated(self.root, *self.settings)
+
+    def ensure(self) -> None:
+        generate_stripes(self.root, *self.settings)
+
+
+class SyntheticDataModule(ImageFolderDataModule):
+    """`data=synthetic`: stripes generated on first use."""
 
     def __init__(
         self,
@@ -106,12 +123,11 @@ class SyntheticDataModule(ImageFolderDataModule):
     ) -> None:
         super().__init__(**kwargs)  # the generation settings are kept in self.hparams
 
-    def data_ready(self) -> bool:
-        return is_generated(self.root, *self._generation_settings())
-
-    def ensure_data(self) -> None:
-        generate_stripes(self.root, *self._generation_settings())
-
-    def _generation_settings(self) -> tuple[int, int, int]:
+    def make_source(self) -> SampleSource:
         settings = self.hparams
-        return settings.images_per_class, settings.generated_size, settings.generation_seed
+        return SyntheticSource(
+            settings.root,
+            settings.images_per_class,
+            settings.generated_size,
+            settings.generation_seed,
+        )
