@@ -155,6 +155,12 @@ class ImageDataModule(L.LightningDataModule):
             wait_until(self.source.ready, self.prepare_timeout_s, f"the data in {self.root}")
         self.source.ensure()
         read = self.source.read(whole=self.evaluate_all)
+        if not read.samples:
+            name, reason = next(iter(read.excluded.items()), ("-", "-"))
+            raise UserError(
+                f"No usable image in {self.root}: {len(read.excluded)} left out, e.g. {name}: "
+                f"{reason} (a label file's paths are relative to data.root, by default its folder)"
+            )
         self.class_names = list(read.class_names)
         if len(self.class_names) < 2 and not self.evaluate_all:
             raise UserError(
