@@ -35,6 +35,7 @@ def evaluation_data_settings(
     A chosen test set is scored whole (`evaluate_all`) unless `split` asks for its validation
     split.
     """
+    chosen = {key: value for key, value in chosen.items() if value is not None}
     if chosen.get("_target_"):
         return {**chosen, "evaluate_all": not split}
     if trained_on is None:

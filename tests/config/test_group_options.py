@@ -114,6 +114,15 @@ def on_a_cats_dogs_zip(chosen: str, stripes_root: Path, workdir: Path) -> list[s
     return [chosen, f"data.archive={make_cats_dogs_zip(workdir)}", *TINY]
 
 
+def on_a_label_file(chosen: str, stripes_root: Path, workdir: Path) -> list[str]:
+    """The stripes listed in a label file (paths relative to data.root), and one row of a file
+    that does not exist."""
+    rows = [f"{path},{label}" for path, label in class_folder_images(stripes_root).items()]
+    label_file = workdir / "labels.csv"
+    label_file.write_text("path,label\n" + "\n".join([*rows, "nowhere.png,horizontal"]) + "\n")
+    return [chosen, f"data.csv={label_file}", f"data.root={stripes_root}", *TINY]
+
+
 def on_generated_stripes(chosen: str, stripes_root: Path, workdir: Path) -> list[str]:
     return [chosen, *TINY, "data.images_per_class=8", "data.generated_size=40"]
 
@@ -507,6 +516,13 @@ def lists_the_folder(run: Run) -> None:
     assert listed_files(run) == class_folder_images(Path(run.cfg.data.root))
 
 
+def lists_the_label_files_rows(run: Run) -> None:
+    """The run split exactly the label file's usable rows, and listed the one it left out."""
+    assert listed_files(run) == class_folder_images(Path(run.cfg.data.root))
+    excluded = (run.output_dir / "excluded_files.txt").read_text()
+    assert excluded.startswith("nowhere.png (") and excluded.endswith("\tmissing file\n")
+
+
 def generates_images(run: Run) -> None:
     """images_per_class images of generated_size px per class under the data dir, and the run
     trained on them."""
@@ -589,6 +605,7 @@ EFFECTS: dict[tuple[str, str], Effect] = {
     ("callbacks", "default"): Effect(has_the_default_callbacks(True), the_defaults),
     ("callbacks", "none"): Effect(has_the_default_callbacks(False)),
     ("data", "cats_dogs"): Effect(extracts_and_quarantines, on_a_cats_dogs_zip),
+    ("data", "csv"): Effect(lists_the_label_files_rows, on_a_label_file),
     ("data", "folder"): Effect(lists_the_folder, the_defaults),
     ("data", "synthetic"): Effect(generates_images, on_generated_stripes),
     ("debug", "fdr"): Effect(one_batch_of_each, with_the_debug_limits),

@@ -58,8 +58,8 @@ def test_a_corrupted_model_file_fails_the_check(model, tmp_path: Path) -> None:
 def test_a_failed_check_leaves_no_file_that_looks_valid(model, tmp_path: Path, monkeypatch) -> None:
     export = onnx_export.export_onnx
 
-    def export_then_damage(model, image_size, path):
-        export(model, image_size, path)
+    def export_then_damage(model, image_size, path, *output_name):
+        export(model, image_size, path, *output_name)
         corrupt_weights(path)
 
     monkeypatch.setattr(onnx_export, "export_onnx", export_then_damage)

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from src.report import main
 from src.sweeps.hydra_callback import SweepReport
-from src.sweeps.report import build_report, collect_rows, val_acc_curve
+from src.sweeps.report import build_report, collect_rows, score_curve
 from tests.helpers import TINY, run_module
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -83,7 +83,7 @@ def test_rows_sorted_by_accuracy_with_failed_and_incomplete_last(sweep: Path) ->
     assert [row.status for row in rows] == ["finished", "finished", "failed", "incomplete"]
     assert rows[2].error == "no such freeze"
     assert rows[3].overrides[0] == "freeze=layer4"  # from .hydra/overrides.yaml
-    assert val_acc_curve(sweep / "1") == [(0, 0.9), (1, 0.9875)]
+    assert score_curve(sweep / "1", "val/acc") == [(0, 0.9), (1, 0.9875)]
 
 
 def test_report_files(sweep: Path) -> None:
