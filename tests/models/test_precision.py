@@ -43,3 +43,18 @@ def test_mixed_precision_clipping_of_a_fused_optimizer_is_refused_up_front(
     before, after = zip(*probe.grad_norms, strict=True)
     assert len(after) == 4 and min(before) > 0.1  # every step had something to clip
     assert after == pytest.approx([0.1] * 4, rel=1e-3)
+
+
+def test_bf16_true_trains_the_head_on_cached_features(
+    make_config, folder_overrides, probe, tmp_path
+) -> None:
+    """freeze=all caches features by default: the bf16 backbone computes and stores them (the
+    cache is keyed on its bf16 weights), and the head trains on them in bfloat16."""
+    cfg = make_config([*folder_overrides, "freeze=all", "trainer.precision=bf16-true"])
+    assert train(cfg) is not None
+    (stored,) = (tmp_path / "data" / ".cache" / "features").glob("*.pt")
+    features = torch.load(stored, weights_only=True)["train_features"]
+    assert features.dim() == 2 and torch.equal(features, features.bfloat16().float())
+    assert probe.dtypes == {("head", torch.bfloat16, torch.bfloat16)}
+    assert {step.inputs[1:] for step in probe.steps} == {tuple(features.shape[1:])}
+    assert len(probe.steps) == 4
