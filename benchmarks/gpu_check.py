@@ -24,6 +24,7 @@ import torch
 
 from benchmarks.data import generate_jpegs
 from benchmarks.timing import read_times
+from src.utils.devices import computes_in_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,14 +47,14 @@ def precisions(gpu: bool) -> list[str]:
     supported), the bfloat16 ones on a CPU."""
     if not gpu:
         return ["32-true", "bf16-mixed", "bf16-true"]
-    if torch.cuda.is_bf16_supported():
+    if computes_in_bf16(0):
         return ["32-true", "16-mixed", "bf16-mixed", "bf16-true"]
     return ["32-true", "16-mixed", "16-true"]
 
 
 def training_paths(gpu: bool, devices: int) -> dict[str, list[str]]:
     """Name -> overrides of each training path."""
-    mixed = "bf16-mixed" if not gpu or torch.cuda.is_bf16_supported() else "16-mixed"
+    mixed = "bf16-mixed" if not gpu or computes_in_bf16(0) else "16-mixed"
     fast = f"trainer.precision={mixed}"
     paths = {f"precision {p}": [f"trainer.precision={p}"] for p in precisions(gpu)}
     paths[f"{mixed}, channels_last"] = [fast, "model.channels_last=true"]

@@ -29,9 +29,11 @@ from src.utils.errors import exit_on_user_error
 
 log = logging.getLogger(__name__)
 
-#: Evaluation runs in one process on one device, whatever the trainer config asks for: every
-#: image scored exactly once (a distributed sampler shards and pads) and one metrics.json.
+#: Evaluation runs in one process on one device, in float32, whatever the trainer config asks
+#: for: every image scored exactly once (a distributed sampler shards and pads), one
+#: metrics.json, and the probabilities that `predict` and the exported model give.
 ONE_DEVICE = {
+    "precision": "32-true",
     "devices": 1,
     "num_nodes": 1,
     "strategy": "auto",
@@ -60,6 +62,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     )
     if cfg.trainer.get("devices") not in (1, "1", None, "auto"):
         log.info("Evaluating in one process on one device (trainer.devices is for training)")
+    if str(cfg.trainer.get("precision")) not in ("32-true", "32", "None"):
+        log.info("Evaluating in float32, as predict does (trainer.precision is for training)")
     tta = str(cfg.get("tta", "none"))
     tta_views(tta)  # an unknown option is refused before any image is read
     trainer: L.Trainer = build_from_config(cfg.trainer, **ONE_DEVICE)

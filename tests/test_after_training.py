@@ -143,20 +143,36 @@ def test_several_devices_score_every_image_once(workdir: Path) -> None:
     assert metrics["num_images"] == 2 * PER_CLASS
 
 
-def test_bf16_true_precision_evaluates(workdir: Path) -> None:
-    """Lightning casts the weights to bf16, not the batch: the model casts it (on the CPU too)."""
-    bf16 = ("eval_bf16", "data.root=test", "trainer.precision=bf16-true")
-    result, metrics = evaluate(workdir, *bf16)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert metrics["num_images"] == 2 * PER_CLASS
-
-
 def predictions(run: Path) -> dict[str, dict[str, str]]:
     """The rows of image files, by path (rows of skipped entries, such as the generator's hidden
     marker file, left out)."""
     with (run / "predictions.csv").open(newline="") as handle:
         rows = csv.DictReader(handle)
         return {row["path"]: row for row in rows if not row["error"].startswith("skipped")}
+
+
+def test_evaluate_and_predict_give_the_same_probabilities(workdir: Path) -> None:
+    """Both score in float32, whatever trainer.precision evaluate is given (bf16-true casts the
+    weights, which the CSV's probabilities would not share): the report's probability of an
+    image is the CSV's."""
+    predicted = run_module(
+        "src.predict", "ckpt_path=train/checkpoints/best.ckpt", "input=test",
+        "hydra.run.dir=predict_test", cwd=workdir,
+    )  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    csv_rows = {
+        (Path(path).parent.name, Path(path).name): float(row["probability"])
+        for path, row in predictions(workdir / "predict_test").items()
+    }
+    for precision in ("32-true", "bf16-true"):
+        run = f"eval_{precision}"
+        result, metrics = evaluate(workdir, run, "data.root=test", f"trainer.precision={precision}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert metrics["num_images"] == 2 * PER_CLASS
+        reported = {(row["true"], row["file"]): row["probability"] for row in metrics["top_losses"]}
+        assert len(reported) == 2 * PER_CLASS
+        for image, probability in reported.items():
+            assert csv_rows[image] == pytest.approx(probability, abs=1e-6), (precision, image)
 
 
 def test_exported_model_predicts_what_the_checkpoint_predicts(

@@ -8,6 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from src.models.tasks import MONITORED, check_task
+from src.utils.devices import computes_in_bf16
 from src.utils.errors import require_int, require_number
 
 
@@ -27,10 +28,10 @@ def scaled_lr(base_lr: float, base_batch_size: int, batch_size: int) -> float:
 
 
 def gpu_precision() -> str:
-    """`trainer=gpu`'s precision: bf16-mixed where the GPU computes in bfloat16, else 16-mixed
-    (loss scaling on GPUs older than Ampere). Without a GPU, bf16-mixed: the GPU check refuses
-    the run anyway."""
-    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+    """`trainer=gpu`'s precision: bf16-mixed where this process's GPU computes in bfloat16
+    natively (Ampere and later), else 16-mixed (with loss scaling; bfloat16 emulated on older
+    GPUs is slower). Without a GPU, bf16-mixed: Lightning refuses `accelerator: gpu` anyway."""
+    if torch.cuda.is_available() and not computes_in_bf16():
         return "16-mixed"
     return "bf16-mixed"
 

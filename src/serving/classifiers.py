@@ -4,7 +4,6 @@ ONNX file run by onnxruntime (no Lightning, no checkpoint)."""
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -31,8 +30,8 @@ class Classifier(Protocol):
 
 
 class CheckpointClassifier:
-    """A checkpoint of this project on `device` (the GPU when there is one, for `auto`), under
-    mixed precision on a GPU."""
+    """A checkpoint of this project on `device` (the GPU when there is one, for `auto`), in
+    float32 as `evaluate` scores it: the probabilities written are those of its report."""
 
     def __init__(self, ckpt_path: str | Path, device: str = "auto") -> None:
         from src.models.checkpoint import load_classifier  # Lightning only on this path
@@ -48,18 +47,9 @@ class CheckpointClassifier:
         self.thresholds = self.model.thresholds.tolist() if multi_label else None
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), inference_autocast(self.device):
+        with torch.inference_mode():
             logits = self.model(images.to(self.model.device, non_blocking=True))
         return probabilities(logits, self.model.task).cpu()
-
-
-def inference_autocast(device: torch.device) -> AbstractContextManager:
-    """Mixed precision on a GPU (bfloat16 where supported, else float16), as `trainer=gpu`
-    trains; full precision on the CPU, where bfloat16 is slower on many processors."""
-    if device.type != "cuda":
-        return nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
 
 
 class OnnxClassifier:

@@ -32,6 +32,31 @@ def default_num_workers(model_on_cpu: bool = False, processes_on_node: int = 1) 
     return max(0, min(free, MAX_DEFAULT_WORKERS))
 
 
+def local_device_index() -> int:
+    """The index of the GPU this process trains on, known before Lightning sets it: its local
+    rank (Lightning's launcher and torchrun set `LOCAL_RANK`, SLURM `SLURM_LOCALID`) among the
+    devices it sees (a SLURM task that sees only its own GPU: 0)."""
+    for name in ("LOCAL_RANK", "SLURM_LOCALID"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value) % max(1, torch.cuda.device_count())
+    return 0
+
+
+def computes_in_bf16(device_index: int | None = None) -> bool:
+    """Whether the GPU (by default this process's) computes in bfloat16 natively: compute
+    capability 8.0 (Ampere) and later, and ROCm GPUs. `torch.cuda.is_bf16_supported()` says yes
+    where bfloat16 is only emulated (T4, V100, RTX 20xx: slower than float16), and probes the
+    current device, cuda:0 in every process until Lightning sets its own; the capability is read
+    without allocating anything."""
+    if not torch.cuda.is_available():
+        return False
+    if torch.version.hip:
+        return True
+    index = local_device_index() if device_index is None else device_index
+    return torch.cuda.get_device_capability(index)[0] >= 8
+
+
 def process_rank() -> int:
     """This process's global rank when a launcher set one (torchrun's `RANK`, SLURM's
     `SLURM_PROCID`), else 0: the process that prepares shared files for the others."""

@@ -4,7 +4,8 @@ given) and `${gpu_precision:}`; the trainer presets that use them."""
 from __future__ import annotations
 
 import pytest
-import torch
+
+from tests.helpers.fake_gpus import fake_gpus
 
 
 @pytest.mark.parametrize(
@@ -28,14 +29,26 @@ def test_one_cycle_peaks_at_the_scaled_learning_rate(make_config) -> None:
     assert cfg.scheduler.scheduler.max_lr == pytest.approx(0.004)
 
 
-@pytest.mark.parametrize(("bf16", "precision"), [(True, "bf16-mixed"), (False, "16-mixed")])
-def test_gpu_trainer_takes_the_mixed_precision_the_gpu_supports(
-    make_config, monkeypatch, bf16: bool, precision: str
+@pytest.mark.parametrize(
+    ("capabilities", "precision"),
+    [
+        ([(8, 0), (8, 0)], "bf16-mixed"),
+        ([(7, 5), (7, 5)], "16-mixed"),
+        ([(8, 0), (7, 0)], "16-mixed"),
+    ],
+    ids=["ampere", "turing-emulates-bf16", "this-process-on-a-volta"],
+)
+def test_gpu_trainer_takes_bf16_only_where_the_gpu_computes_in_it(
+    make_config, monkeypatch, capabilities: list[tuple[int, int]], precision: str
 ) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    """torch.cuda.is_bf16_supported() says yes where bfloat16 is only emulated (T4, V100), and
+    asks cuda:0: the process of the second device (LOCAL_RANK=1) asks its own, allocating
+    nothing."""
+    gpus = fake_gpus(monkeypatch, capabilities)
+    monkeypatch.setenv("LOCAL_RANK", "1")
     cfg = make_config(["trainer=gpu"])
     assert cfg.trainer.precision == precision and cfg.trainer.benchmark is True
+    assert gpus.asked == [1] and gpus.current_device_calls == 0
 
 
 def test_ddp_trainer_does_not_sync_batchnorm_by_default(make_config) -> None:
