@@ -25,11 +25,31 @@ def default_num_workers(model_on_cpu: bool = False, processes_on_node: int = 1) 
     """One loader worker per CPU core available to this process, at most 8; when the model runs
     on the CPU too, only the cores its torch threads leave free: workers that compete with those
     threads slow training down more than they help (README, Benchmarks). With several training
-    processes on the node (DDP), each gets its share of the cores."""
+    processes on the node (DDP), each gets its share of the cores they share."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    share = (cores or 1) // max(1, processes_on_node)
+    cores = cores or 1
+    share = cores // processes_sharing_cores(cores, processes_on_node)
     free = share - (torch.get_num_threads() if model_on_cpu else 0)
     return max(0, min(free, MAX_DEFAULT_WORKERS))
+
+
+def processes_sharing_cores(cores: int, processes_on_node: int) -> int:
+    """How many training processes share the `cores` this process may run on: every process of
+    the node, unless SLURM pinned this task to its own CPUs (no more than `SLURM_CPUS_PER_TASK`
+    of them); then the processes of this task only (one, as Lightning runs one task per device)."""
+    per_task = _leading_int(os.environ.get("SLURM_CPUS_PER_TASK", ""))
+    if per_task and cores <= per_task:
+        tasks = _leading_int(
+            os.environ.get("SLURM_NTASKS_PER_NODE") or os.environ.get("SLURM_TASKS_PER_NODE", "")
+        )
+        return max(1, processes_on_node // max(1, tasks or 1))
+    return max(1, processes_on_node)
+
+
+def _leading_int(value: str) -> int | None:
+    """The number a SLURM variable starts with (`SLURM_TASKS_PER_NODE=4(x2)`: 4), or None."""
+    digits = value[: len(value) - len(value.lstrip("0123456789"))]
+    return int(digits) if digits else None
 
 
 def local_device_index() -> int:

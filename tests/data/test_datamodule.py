@@ -192,6 +192,30 @@ def test_several_processes_on_a_node_share_its_cores(monkeypatch) -> None:
     assert dm.loader_workers == 4
 
 
+@pytest.mark.parametrize(
+    ("cores", "slurm", "devices", "workers"),
+    [
+        (8, {"SLURM_CPUS_PER_TASK": "8", "SLURM_NTASKS_PER_NODE": "4"}, 4, 8),  # pinned task
+        (8, {"SLURM_CPUS_PER_TASK": "8", "SLURM_TASKS_PER_NODE": "8(x2)"}, 8, 8),
+        (6, {"SLURM_CPUS_PER_TASK": "6", "SLURM_NTASKS_PER_NODE": "2"}, 2, 6),
+        (32, {"SLURM_CPUS_PER_TASK": "8", "SLURM_NTASKS_PER_NODE": "4"}, 4, 8),  # not pinned
+        (16, {"SLURM_CPUS_PER_TASK": "16", "SLURM_NTASKS_PER_NODE": "1"}, 4, 4),  # one task
+    ],
+)
+def test_a_slurm_task_pinned_to_its_cpus_keeps_them(
+    monkeypatch, cores: int, slurm: dict[str, str], devices: int, workers: int
+) -> None:
+    """SLURM binds each task (one per device) to its own CPUs: the affinity is the task's share
+    already, not the node's; unbound, the node's cores are shared by its processes."""
+    for name in ("SLURM_CPUS_PER_TASK", "SLURM_NTASKS_PER_NODE", "SLURM_TASKS_PER_NODE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in slurm.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert default_num_workers(model_on_cpu=False, processes_on_node=devices) == workers
+
+
 @pytest.mark.parametrize("processes", [1, 3])
 def test_training_batches_are_never_a_single_image(stripes_root: Path, processes: int) -> None:
     """A batch size that leaves one image over: that image's batch is dropped when each process
