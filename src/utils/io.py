@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+#: This host's name, in the names of temporary files: process ids are only unique per host.
+HOST = socket.gethostname().replace(os.sep, "_") or "host"
 
 
 @contextlib.contextmanager
@@ -19,7 +23,7 @@ def atomic_output(path: str | Path) -> Iterator[BinaryIO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{HOST}.{os.getpid()}.tmp")
     try:
         with temporary.open("wb") as handle:
             yield handle
@@ -41,10 +45,11 @@ def write_atomically(path: str | Path, content: str | bytes) -> Path:
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Remove temporary files of `path` left by writers that were killed (their process is gone);
-    a writer still running keeps its own."""
-    for temporary in path.parent.glob(f".{path.name}.*.tmp"):
-        pid = temporary.name.removeprefix(f".{path.name}.").removesuffix(".tmp")
+    """Remove temporary files of `path` left by writers of this host that were killed (their
+    process is gone); a writer still running keeps its own, and so does every writer of another
+    host sharing the file system (process ids are per host)."""
+    for temporary in path.parent.glob(f".{path.name}.{HOST}.*.tmp"):
+        pid = temporary.name.removeprefix(f".{path.name}.{HOST}.").removesuffix(".tmp")
         if pid.isdigit() and not _process_exists(int(pid)):
             temporary.unlink(missing_ok=True)
 
