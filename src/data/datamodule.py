@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler, default
 from src.data.batch_transforms import DeviceBatches
 from src.data.dataset import ImageFileDataset, ReadFailureTally, class_index
 from src.data.device_decoding import collate_undecoded
-from src.data.image_checks import find_unusable
+from src.data.image_checks import checked_before, find_unusable
 from src.data.images import pixel_limit
 from src.data.progressive_resizing import ProgressiveResizing
 from src.data.samples import Sample, relative_name, write_file_list
@@ -173,9 +173,14 @@ class ImageDataModule(L.LightningDataModule):
         """The source's samples less the files that do not decode and, for a single-label task,
         the samples with several labels; each class must keep one."""
         self.excluded = dict(read.excluded)
-        unusable = find_unusable(
-            [sample.path for sample in read.samples], self.root, self.max_pixels, self.cache_dir
-        )
+        paths = [sample.path for sample in read.samples]
+        if self.cache_dir and process_rank() != 0:  # process 0 decode-checks them for all
+            wait_until(
+                lambda: checked_before(paths, self.root, self.max_pixels, self.cache_dir),
+                self.prepare_timeout_s,
+                f"the image checks of {self.root} in {self.cache_dir}",
+            )
+        unusable = find_unusable(paths, self.root, self.max_pixels, self.cache_dir)
         self.excluded |= {relative_name(path, self.root): why for path, why in unusable.items()}
         usable = [sample for sample in read.samples if sample.path not in unusable]
         if not self.multi_label:

@@ -35,12 +35,7 @@ def find_unusable(
     A file's verdict is reused while its size and modification time are unchanged.
     """
     cache_path = _cache_file(cache_dir, root, max_pixels) if cache_dir else None
-    cached: dict[str, list] = {}
-    if cache_path and cache_path.is_file():
-        try:
-            cached = json.loads(cache_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            log.warning("Ignoring unreadable image-check cache %s", cache_path)
+    cached = _read_verdicts(cache_path, warn=True) if cache_path else {}
     verdicts: dict[str, list] = {}
     unusable: dict[Path, str] = {}
     checked = 0
@@ -59,3 +54,25 @@ def find_unusable(
     if cache_path and verdicts != cached:
         write_atomically(cache_path, json.dumps(verdicts))
     return unusable
+
+
+def checked_before(paths: Sequence[Path], root: Path, max_pixels: int, cache_dir: Path) -> bool:
+    """Whether the cache under `cache_dir` holds a current verdict for every file of `paths`
+    (then `find_unusable` decodes none): what the processes that wait for process 0 poll."""
+    cached = _read_verdicts(_cache_file(cache_dir, root, max_pixels), warn=False)
+    return all(
+        (entry := cached.get(path.relative_to(root).as_posix())) is not None
+        and entry[:2] == _fingerprint(path)
+        for path in paths
+    )
+
+
+def _read_verdicts(cache_path: Path, warn: bool) -> dict[str, list]:
+    if not cache_path.is_file():
+        return {}
+    try:
+        return json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        if warn:
+            log.warning("Ignoring unreadable image-check cache %s", cache_path)
+        return {}

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from src.data.samples import Sample
 from src.networks.blocks import within
 from src.utils.console import progress
+from src.utils.devices import wait_until
 from src.utils.errors import one_line
 from src.utils.io import atomic_output
 
@@ -90,10 +91,19 @@ class FeatureCache:
         return self.directory / f"{key}.pt"
 
     def load_or_compute(
-        self, key: str, compute: Callable[[], dict[str, torch.Tensor]]
+        self,
+        key: str,
+        compute: Callable[[], dict[str, torch.Tensor]],
+        wait_s: float | None = None,
     ) -> dict[str, torch.Tensor]:
-        """The tensors stored under `key`, computed (and stored) by `compute` when missing."""
+        """The tensors stored under `key`, computed (and stored) by `compute` when missing.
+
+        With `wait_s`, another process builds them (process 0 of a run: the cache dir is on the
+        data's shared file system): this one waits up to `wait_s` seconds for the file instead.
+        """
         path = self.path(key)
+        if wait_s is not None:
+            wait_until(path.is_file, wait_s, f"the cached features {path}")
         if path.is_file():
             try:
                 tensors = torch.load(path, map_location="cpu", weights_only=True)

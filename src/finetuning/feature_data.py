@@ -92,6 +92,7 @@ class CachedFeatureDataModule(L.LightningDataModule):
                 precision=str(self.trainer.precision),
                 precision_context=self.trainer.precision_plugin.forward_context,
                 views=self.views,
+                wait_s=None if self.trainer.is_global_zero else self.images.prepare_timeout_s,
             )
         return self._datasets
 
@@ -119,6 +120,7 @@ def cached_features(
     precision: str = "32-true",
     precision_context: Callable[[], AbstractContextManager] = nullcontext,
     views: int = 0,
+    wait_s: float | None = None,
 ) -> tuple[Dataset, TensorDataset]:
     """(train, val) features under the model's current backbone weights, on its device, computed
     under the trainer's precision (`precision_context`, e.g. autocast for bf16-mixed), as the
@@ -129,6 +131,7 @@ def cached_features(
     (resize + center crop). With `views=K`, each training image is augmented K times, once
     per pass of the augmented loader (its workers draw new crops each pass, from the run's
     seed), and the training set serves one of the K views per image at every access.
+    With `wait_s`, another process of the run computes them and this one waits for them.
     """
     images.setup("fit")
     common = {
@@ -181,7 +184,7 @@ def cached_features(
             "val_labels": val_labels,
         }
 
-    stored = cache.load_or_compute(key, compute)
+    stored = cache.load_or_compute(key, compute, wait_s)
     val_set = TensorDataset(stored["val_features"], stored["val_labels"])
     if views:
         return RandomViewFeatures(stored["train_views"], stored["train_labels"]), val_set

@@ -88,6 +88,26 @@ def test_image_checks_are_cached(tmp_path: Path, monkeypatch) -> None:
         ready_datamodule(root, cache_dir=str(tmp_path / "cache"))
 
 
+def test_processes_other_than_0_wait_for_its_image_checks(tmp_path: Path, monkeypatch) -> None:
+    """srun / torchrun start every process at once: process 0 decode-checks the files, the
+    others wait for its verdicts in the shared cache (or name what they waited for)."""
+    root = write_class_folders(tmp_path / "images", {"a": 3, "b": 3})
+    cache = str(tmp_path / "cache")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(UserError, match=r"waited 0 s for the image checks of .*images"):
+        ready_datamodule(root, cache_dir=cache, prepare_timeout_s=0.3)
+
+    monkeypatch.setenv("RANK", "0")
+    ready_datamodule(root, cache_dir=cache)
+    monkeypatch.setenv("RANK", "1")
+
+    def must_not_decode(*args, **kwargs):
+        raise AssertionError("decoded although process 0 did")
+
+    monkeypatch.setattr(image_checks, "check_image", must_not_decode)
+    assert len(ready_datamodule(root, cache_dir=cache, prepare_timeout_s=0.3).samples) == 6
+
+
 def no_folder(root: Path) -> None:
     """Nothing at `root`."""
 

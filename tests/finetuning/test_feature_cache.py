@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -225,3 +227,29 @@ def test_the_fixed_feature_extractor_caches_by_default_but_not_the_tutorial_pres
     with pytest.raises(UserError, match=message):
         train(make_config([*folder_overrides, "freeze=all", "freeze.train_bn=true"]))
     assert not make_config([*folder_overrides, "experiment=modern"]).freeze.cache_features
+
+
+def test_one_process_computes_the_features_while_the_others_wait(
+    stripes_root: Path, tmp_path: Path
+) -> None:
+    """Process 0 builds the cache on the shared file system; process 1 (`wait_s`) reads what
+    process 0 wrote and computes nothing, or after `wait_s` names the file it waited for."""
+    model = build_classifier([], cache_features=True, seed=0)
+    waiting, building = FeatureCache(tmp_path), FeatureCache(tmp_path)
+    with pytest.raises(UserError, match=r"waited 0 s for the cached features .*\.pt"):
+        cached_features(images(stripes_root), model, waiting, wait_s=0.3)
+    assert waiting.computed == 0
+
+    result: list = []
+    waiter = threading.Thread(
+        target=lambda: result.append(
+            cached_features(images(stripes_root), model, waiting, wait_s=60)
+        )
+    )
+    waiter.start()
+    time.sleep(0.5)
+    _, built_val = cached_features(images(stripes_root), model, building)
+    waiter.join(timeout=60)
+    ((_, waited_val),) = result
+    assert (waiting.computed, building.computed) == (0, 1)
+    assert torch.equal(waited_val.tensors[0], built_val.tensors[0])

@@ -67,6 +67,10 @@ def test_three_processes_started_at_once_prepare_the_data_once(tmp_path: Path) -
     # Process 0 alone extracted and checked the archive (the others waited, then found it done).
     preparing = [rank for rank, output in zip((2, 1, 0), outputs, strict=True) if "kept" in output]
     assert preparing == [0], outputs
+    checking = [
+        rank for rank, output in zip((2, 1, 0), outputs, strict=True) if "Checked" in output
+    ]
+    assert checking == [0], outputs  # and alone decode-checked the images
     for output in outputs:  # every process found the complete data set
         found = re.search(r"classes \['Cat', 'Dog'\], (\d+) train / (\d+) val images", output)
         assert found and int(found[1]) + int(found[2]) == PER_CLASS + dogs, output[-2000:]
