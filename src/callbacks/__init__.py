@@ -8,6 +8,7 @@ the rest (the ONNX prediction path runs without Lightning).
 - `stop_together`: `StopTogether`, a condition one process meets stops every process.
 - `nonfinite_loss`: `StopOnNonFiniteLoss`, stop at the first NaN or infinite loss.
 - `unreadable_files`: `StopOnUnreadableFiles`, stop past `data.max_read_failures`.
+- `device_failure`: `StopOnDeviceFailure`, stop when a device fails while decoding on it.
 - `requeue`: a requeued SLURM job resumes from its own checkpoints.
 - `evaluation_report`: `BestCheckpointReport`, the best checkpoint's report when the fit ends.
 - `run_summary`: `RunSummary`, `<run dir>/summary.json`, the record that sweep reports read.

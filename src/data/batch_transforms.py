@@ -13,7 +13,14 @@ import torch
 from torchvision.transforms import v2
 
 from src.data.dataset import ReadFailureTally
-from src.data.device_decoding import ProcessRandomness, UndecodedBatch, decode_batch
+from src.data.device_decoding import (
+    DeviceFailure,
+    ProcessRandomness,
+    UndecodedBatch,
+    decode_batch,
+    device_failure_message,
+    is_device_error,
+)
 from src.data.progressive_resizing import ProgressiveResizing, resize_batch
 from src.data.transforms import Augmentation, eval_transform
 
@@ -45,6 +52,11 @@ class DeviceBatches:
         self.read_failures: dict[Path, str] = {}
         #: Where those failures are counted for the trainer (None: past the limit, stop here).
         self.tally: ReadFailureTally | None = None
+        #: False: a device failure while decoding stops this process at once. True (several
+        #: processes): it is recorded in `device_failure` for a callback that stops them all,
+        #: and a blank batch stands in meanwhile, so that this process keeps in step.
+        self.defer_device_failures = False
+        self.device_failure: str | None = None
 
     def after_transfer(self, batch: Any, trainer: Any) -> Any:
         """Training batches resized to this epoch's size, then mixed."""
@@ -74,6 +86,22 @@ class DeviceBatches:
         if not isinstance(batch, UndecodedBatch):
             return batch
         device = trainer.strategy.root_device if trainer else torch.device("cpu")
+        try:
+            return self._decode(batch, device, trainer)
+        except Exception as error:
+            if trainer is None or not is_device_error(error):
+                raise
+            message = device_failure_message(error, device, trainer.global_step)
+            if not self.defer_device_failures:
+                raise DeviceFailure(message) from error
+            self.device_failure = self.device_failure or message
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            shape = (len(batch.paths), 3, self.image_size, self.image_size)
+            blank = torch.zeros(shape, dtype=torch.uint8, device=device)
+            return blank, batch.labels
+
+    def _decode(self, batch: UndecodedBatch, device: torch.device, trainer: Any) -> Any:
         failures = (self.read_failures, self.max_read_failures, self.tally)
         if not (trainer is not None and trainer.training):
             evaluation = eval_transform(self.image_size, self.crop_pct)

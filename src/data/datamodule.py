@@ -350,6 +350,16 @@ class ImageDataModule(L.LightningDataModule):
         self.batches.tally = ReadFailureTally(workers=0)
         self.read_failure_tallies = [self.batches.tally]
 
+    def defer_device_failures(self) -> None:
+        """From now on, a device failure while decoding on the device (`decode_on_device`) is
+        recorded (`device_failure`) for a callback that stops every process together."""
+        self.batches.defer_device_failures = True
+
+    @property
+    def device_failure(self) -> str | None:
+        """What the device failed at while decoding, in this process, or None."""
+        return self.batches.device_failure
+
     def read_failures_past_limit(self) -> int:
         """The most files any loader process of this one found unreadable, when past
         `max_read_failures`; else 0."""

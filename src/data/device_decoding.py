@@ -19,6 +19,7 @@ from torch.utils.data import default_collate
 from torchcodec.decoders import decode_jpeg
 
 from src.data.dataset import ReadFailureTally, TooManyUnreadableFiles, record_read_failure
+from src.utils.errors import UserError, one_line
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -125,9 +126,26 @@ def _decode_one(data: torch.Tensor, device: torch.device) -> torch.Tensor | None
 def raise_device_error(error: Exception) -> None:
     """Re-raise what the device failed at (out of memory, a CUDA error): not the file's fault,
     so it must not be counted as an unreadable file nor hidden by a fallback."""
-    device_failed = isinstance(error, (torch.cuda.OutOfMemoryError, torch.AcceleratorError))
-    if device_failed or "CUDA error" in str(error):
+    if is_device_error(error):
         raise error
+
+
+def is_device_error(error: BaseException) -> bool:
+    """Whether `error` is the device's failure (out of memory, a CUDA error), not a file's."""
+    device_failed = isinstance(error, (torch.cuda.OutOfMemoryError, torch.AcceleratorError))
+    return device_failed or "CUDA error" in str(error)
+
+
+class DeviceFailure(UserError):
+    """The training device failed while decoding or transforming a batch."""
+
+
+def device_failure_message(error: BaseException, device: torch.device, step: int) -> str:
+    """One line: what the device failed at, where, and what to do."""
+    return (
+        f"{device} failed while decoding images on the device at step {step}: "
+        f"{one_line(error)[:200]}; lower data.batch_size or set data.decode_on_device=false"
+    )
 
 
 class ProcessRandomness:

@@ -12,6 +12,8 @@ from typing import ClassVar
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from src.data import batch_transforms
+
 
 class SlowDown(Callback):
     """Sleeps after every training batch, so that a test can kill the run mid-way."""
@@ -88,3 +90,30 @@ class BreakTrainingFiles(Callback):
             else sample
             for index, sample in enumerate(dataset.samples)
         ]
+
+
+class DeviceRunsOutOfMemory(Callback):
+    """From `at_step` on (in process `rank` only, if given), the device runs out of memory
+    whenever a batch is decoded on it (`data.decode_on_device=true`)."""
+
+    def __init__(self, at_step: int, rank: int | None = None) -> None:
+        self.at_step = at_step
+        self.rank = rank
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.rank not in (None, trainer.global_rank):
+            return
+        decode = batch_transforms.decode_batch
+
+        def decode_or_fail(*args, **kwargs):
+            if trainer.training and trainer.global_step >= self.at_step:
+                raise torch.cuda.OutOfMemoryError(
+                    "CUDA out of memory. Tried to allocate 2.00 GiB.\nGPU 0 has a total capacity"
+                )
+            return decode(*args, **kwargs)
+
+        batch_transforms.decode_batch = decode_or_fail
+        self.restore = lambda: setattr(batch_transforms, "decode_batch", decode)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        getattr(self, "restore", lambda: None)()
