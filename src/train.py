@@ -71,7 +71,7 @@ def train(cfg: DictConfig) -> float | None:
     log_hyperparameters(loggers, cfg)
 
     try:
-        with launch_extra_processes_as_this_job():
+        with launch_extra_processes_as_this_job(trainer):
             # The finder fits too: under DDP its processes must run this job only (#11300).
             if cfg.get("tune") and ckpt_path is None:
                 find_learning_rate(trainer, model, datamodule, cfg.tune, run_dir)

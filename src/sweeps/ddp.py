@@ -9,19 +9,28 @@ overrides instead, and its dir as `hydra.run.dir`: its processes join that job a
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 
+import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_original_cwd, to_absolute_path
 from lightning.pytorch.strategies.launchers import subprocess_script
 
-from src.sweeps.jobs import is_sweep_job
+from src.sweeps.jobs import SWEEP_JOB_PROCESS, is_sweep_job
+
+log = logging.getLogger(__name__)
 
 #: Environment variables Lightning's launcher sets in the launching process.
 LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+#: How long a failed job's extra processes get to end by themselves (they fail too, together
+#: with process 0, at the checks that stop every process) before they are killed.
+EXTRA_PROCESSES_GRACE_S = 60
 
 
 def sweep_job_command(local_rank: int) -> tuple[Sequence[str], str]:
@@ -43,22 +52,30 @@ def sweep_job_command(local_rank: int) -> tuple[Sequence[str], str]:
 
 
 @contextlib.contextmanager
-def launch_extra_processes_as_this_job() -> Iterator[None]:
+def launch_extra_processes_as_this_job(trainer: L.Trainer) -> Iterator[None]:
     """Within this block, Lightning's launcher starts this job, not the whole sweep again (outside
-    sweeps it changes nothing).
+    sweeps it changes nothing); the extra processes know they belong to a sweep job
+    (`SWEEP_JOB_PROCESS`), so a failure ends them cleanly, as it ends this job.
 
     On leaving it, the job's process group is closed and the variables the launcher set are
     restored: the next job of the sweep runs in this same process, and with `LOCAL_RANK` still set
-    Lightning would take its processes as started by someone else and wait for them forever.
+    Lightning would take its processes as started by someone else and wait for them forever. When
+    the job failed, its extra processes are ended first (see `end_extra_processes`).
     """
     if not is_sweep_job():
         yield
         return
     original = subprocess_script._hydra_subprocess_cmd
-    saved_environment = {name: os.environ.get(name) for name in LAUNCHER_VARIABLES}
+    saved_environment = {
+        name: os.environ.get(name) for name in (*LAUNCHER_VARIABLES, SWEEP_JOB_PROCESS)
+    }
     subprocess_script._hydra_subprocess_cmd = sweep_job_command
+    os.environ[SWEEP_JOB_PROCESS] = "1"
     try:
         yield
+    except BaseException:
+        end_extra_processes(trainer)
+        raise
     finally:
         subprocess_script._hydra_subprocess_cmd = original
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -68,3 +85,20 @@ def launch_extra_processes_as_this_job() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def end_extra_processes(trainer: L.Trainer) -> None:
+    """After a failed job: its extra processes, taken from Lightning's child-process observer
+    (which would kill this process, and with it the sweep, when one of them ends badly), are
+    given `EXTRA_PROCESSES_GRACE_S` to end, then killed (one left waiting in a collective for
+    this process would otherwise wait until the process-group timeout)."""
+    procs: list[subprocess.Popen] = getattr(trainer.strategy.launcher, "procs", None) or []
+    extra = list(procs)
+    procs.clear()  # the observer watches this very list: empty, it stops
+    for proc in extra:
+        try:
+            proc.wait(timeout=EXTRA_PROCESSES_GRACE_S)
+        except subprocess.TimeoutExpired:
+            log.warning("Killing process %d of the failed job: it did not end", proc.pid)
+            proc.kill()
+            proc.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,28 @@ def test_sweep_of_ddp_jobs_runs_each_job_once(
     assert not (tmp_path / "outputs" / "train").exists()  # no stray single runs either
     frozen = torch.load(sweep / "1" / "checkpoints" / "last.ckpt", weights_only=True)
     assert frozen["hyper_parameters"]["freeze"]["trainable"] == ["fc"]
+
+
+def test_a_ddp_job_failing_in_every_process_does_not_stop_the_sweep(
+    stripes_root: Path, tmp_path: Path
+) -> None:
+    """Job 0's loss becomes NaN in both processes: it is recorded as failed, its processes end
+    cleanly (Lightning's child-process observer would kill the sweep on a failed extra process),
+    job 1 trains and the sweep's report is written."""
+    result = run_module(
+        "src.train", "-m", "data=folder", f"data.root={stripes_root}", *TINY,
+        "trainer.accelerator=cpu", "trainer.devices=2",
+        "+callbacks.poison._target_=tests.helpers.fault_helpers.PoisonWeights",
+        "+callbacks.poison.at_step=1,1000",
+        cwd=tmp_path, timeout=400,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "train_multirun").iterdir()
+    failed = json.loads((sweep / "0" / "summary.json").read_text())
+    assert failed["status"] == "failed" and "became nan at step 1" in failed["error"]
+    completed = json.loads((sweep / "1" / "summary.json").read_text())
+    assert completed["status"] == "finished", completed
+    assert (
+        torch.load(sweep / "1" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    )
+    assert "| failed: " in (sweep / "report.md").read_text()
