@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
@@ -15,6 +16,7 @@ from src.callbacks.checkpoints import best_checkpoint_path
 from src.data.datamodule import ImageDataModule
 from src.evaluation.report import write_validation_report
 from src.evaluation.scoring import headline_metric, model_targets, probabilities_over, summary
+from src.finetuning.feature_data import FEATURE_BATCH_SIZE
 from src.models.checkpoint import load_classifier
 
 log = logging.getLogger(__name__)
@@ -49,11 +51,13 @@ class BestCheckpointReport(Callback):
         if not trainer.is_global_zero or best is None:
             return
         images = image_data(trainer)
-        scored = images.eval_dataset(images.val_samples)
         model = load_classifier(best)
         # the trainer's device: by now the strategy's teardown has moved pl_module to the CPU
         device = trainer.strategy.root_device
-        probabilities = probabilities_over(model, scored, images.batch_size, device)
+        probabilities = probabilities_of_cached_features(trainer, model, device)
+        if probabilities is None:
+            scored = images.eval_dataset(images.val_samples)
+            probabilities = probabilities_over(model, scored, images.batch_size, device)
         same_classes = list(range(len(model.class_names)))
         targets = model_targets(images.val_samples, same_classes, model)
         metrics = summary(model, probabilities, targets)
@@ -71,6 +75,22 @@ class BestCheckpointReport(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 log_to_tensorboard(logger, metrics, files, trainer.global_step)
+
+
+def probabilities_of_cached_features(
+    trainer: Trainer, model: LightningModule, device: torch.device
+) -> torch.Tensor | None:
+    """With cached features (`freeze=all`), the validation images' probabilities from them: the
+    frozen backbone of the best checkpoint is the one that computed them, so only its head runs
+    (the images are read again only for the top-losses gallery). None without them."""
+    features_of = getattr(trainer.datamodule, "validation_features", None)
+    features = features_of() if features_of is not None else None
+    if features is None:
+        return None
+    model = model.to(device).eval()
+    with torch.inference_mode():
+        batches = torch.split(features, FEATURE_BATCH_SIZE)
+        return torch.cat([model.probabilities_of_features(b.to(device)).cpu() for b in batches])
 
 
 def image_data(trainer: Trainer) -> ImageDataModule:

@@ -83,6 +83,13 @@ class CachedFeatureDataModule(L.LightningDataModule):
         _, val = self.datasets()
         return DataLoader(val, batch_size=self.images.batch_size)
 
+    def validation_features(self) -> torch.Tensor | None:
+        """The validation images' cached features [N, F] (in `images.val_samples` order), when
+        computed in float32 as evaluation runs; else None."""
+        if self._datasets is None or self.trainer.precision not in ("32-true", "32"):
+            return None
+        return self._datasets[1].tensors[0]
+
     def datasets(self) -> tuple[Dataset, TensorDataset]:
         if self._datasets is None:
             self._datasets = cached_features(

@@ -267,6 +267,10 @@ class ImageClassifier(L.LightningModule):
         """Class probabilities of uint8 images: softmax, or a sigmoid per class."""
         return probabilities(self(images), self.task)
 
+    def probabilities_of_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of cached backbone features [B, F]: only the head runs."""
+        return probabilities(self.head(features.to(self.mean.dtype)), self.task)
+
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (list, tuple)) else batch
         return self.probabilities(images)

@@ -90,7 +90,13 @@ def test_any_change_of_a_key_recomputes(stripes_root: Path, tmp_path: Path, monk
     assert cache.computed > computed  # a file's content (size / modification time)
 
 
-def test_training_on_cached_features(make_config, folder_overrides, tmp_path: Path) -> None:
+def test_training_on_cached_features(
+    make_config, folder_overrides, tmp_path: Path, monkeypatch
+) -> None:
+    def backbone_over_images(*args, **kwargs):
+        raise AssertionError("the report ran the backbone over the validation images again")
+
+    monkeypatch.setattr("src.callbacks.evaluation_report.probabilities_over", backbone_over_images)
     cfg = make_config([*folder_overrides, "freeze=all", "freeze.cache_features=true"])
     best = train(cfg)
     assert best is not None
@@ -99,7 +105,7 @@ def test_training_on_cached_features(make_config, folder_overrides, tmp_path: Pa
         Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True
     )
     assert any(key.startswith("net.layer4.") for key in checkpoint["state_dict"])
-    # the best checkpoint's report scores the images behind the features
+    # the best checkpoint's report scores the images behind the features, from their features
     report = (Path(cfg.paths.output_dir) / "evaluation" / "metrics.json").read_text()
     assert json.loads(report)["accuracy"] == pytest.approx(best)
 
