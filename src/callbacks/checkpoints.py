@@ -19,7 +19,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from src.callbacks.requeue import requeued_checkpoint
 from src.utils.devices import is_launcher_process
 from src.utils.errors import UserError, one_line
-from src.utils.io import atomic_output
+from src.utils.io import atomic_output, link_atomically
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +33,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     A kill or a full disk while writing never leaves a truncated `last.ckpt` or `best.ckpt`:
     the target is either the previous complete file or the new complete one.
+
+    A checkpoint of the step just written to another file (`best.ckpt` and `last.ckpt` at an
+    epoch that improves) becomes a hard link to that file instead of a second write: the same
+    weights, optimizer and loop state (only the checkpoint callbacks' own bookkeeping of that
+    step differs). Both stay complete checkpoints; a later write replaces one, not the other.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: (epoch, global step) of the last checkpoint written, its file and that file's identity.
+        self._written: tuple[tuple[Any, Any], Path, tuple[int, int]] | None = None
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
     ) -> None:
         path = Path(path)
+        step = (checkpoint.get("epoch"), checkpoint.get("global_step"))
+        if self._link_to_same_step(step, path):
+            return
         try:
             with atomic_output(path) as handle:
                 torch.save(checkpoint, handle)
+            self._written = (step, path, _identity(path))
         except OSError as error:
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise CheckpointWriteError(
@@ -50,6 +64,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                     f"ckpt_path={path.parent / 'last.ckpt'}"
                 ) from error
             raise
+
+    def _link_to_same_step(self, step: tuple[Any, Any], path: Path) -> bool:
+        """Link `path` to the file written at `step`, if that file is still as written."""
+        if self._written is None or step[1] is None:
+            return False
+        written_step, written, identity = self._written
+        if written_step != step or written == path:
+            return False
+        try:
+            if _identity(written) != identity:
+                return False
+            link_atomically(written, path)
+        except OSError:  # gone, or no hard links on this file system: write it
+            return False
+        return True
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns
 
 
 class CarryOverModelCheckpoint(ModelCheckpoint):

@@ -44,6 +44,19 @@ def write_atomically(path: str | Path, content: str | bytes) -> Path:
     return Path(path)
 
 
+def link_atomically(source: str | Path, path: str | Path) -> None:
+    """Make `path` a hard link to the complete file `source`, atomically (as `atomic_output`:
+    the old `path` or the new one). Raises OSError where the file system has no hard links."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{HOST}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def _remove_stale_temporaries(path: Path) -> None:
     """Remove temporary files of `path` left by writers of this host that were killed (their
     process is gone); a writer still running keeps its own, and so does every writer of another
