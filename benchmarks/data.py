@@ -39,16 +39,30 @@ class Split:
     source: str
 
 
-def generate_jpegs(dest: Path, images_per_class: int, size: int, seed: int = 0) -> Path:
-    """Stripe images (the project's synthetic classes) saved as JPEGs, like photos on disk."""
+#: JPEG kinds of `generate_jpegs(mixed=True)`, in turn: Pillow's save arguments and mode.
+JPEG_KINDS = (
+    ("baseline 4:2:0", {}, "RGB"),
+    ("progressive", {"progressive": True}, "RGB"),
+    ("grayscale", {}, "L"),
+    ("baseline 4:4:4", {"subsampling": 0}, "RGB"),
+)
+
+
+def generate_jpegs(
+    dest: Path, images_per_class: int, size: int, seed: int = 0, mixed: bool = False
+) -> Path:
+    """Stripe images (the project's synthetic classes) saved as JPEGs, like photos on disk; with
+    `mixed`, every kind of `JPEG_KINDS` in turn (decoders take different paths for them)."""
     rng = random.Random(seed)
     for kind in CLASSES:
         folder = dest / kind
         folder.mkdir(parents=True, exist_ok=True)
         for index in range(images_per_class):
             path = folder / f"{index:05d}.jpg"
-            if not path.is_file():
-                draw_image(kind, size, rng).save(path, quality=90)
+            if path.is_file():
+                continue
+            _, options, mode = JPEG_KINDS[index % len(JPEG_KINDS)] if mixed else JPEG_KINDS[0]
+            draw_image(kind, size, rng).convert(mode).save(path, quality=90, **options)
     return dest
 
 

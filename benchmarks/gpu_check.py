@@ -1,11 +1,16 @@
 """`python -m benchmarks.gpu_check`: run once on a new GPU machine, before a long run.
 
-Trains a few hundred steps along every GPU path the project has (each precision, channels_last,
-decoding in the loader workers and on the GPU, cached features, one GPU and all visible GPUs),
-then evaluates, predicts and exports the trained model, each through the command line as a user
-runs it, and prints one table: pass or FAIL, training images/s, the share of training time spent
-waiting for data, and the error of each failed path. `--cpu` (the default without a GPU) runs
-the same paths in their CPU form, small, to check the harness.
+Trains a few hundred steps along every GPU path the project has, each through the command line
+as a user runs it: `trainer=gpu` (its precision resolver and cuDNN benchmark mode), each
+precision, bf16-true on cached features, channels_last, torch.compile, EMA, progressive resizing
+with MixUp, the learning-rate finder, decoding in the loader workers and on the GPU, cached
+features; on all visible GPUs, frozen layers with sync_batchnorm, cached features and decoding
+on the device; a SIGTERM mid-run (last.ckpt saved, exit 143); a DDP sweep whose first job fails
+(the sweep goes on). Its JPEGs mix baseline 4:2:0, 4:4:4, progressive and grayscale files, so
+nvJPEG's paths and the CPU fall-back all run. Then it evaluates, predicts and exports the
+trained model, and prints one table: pass or FAIL, training images/s, the share of training
+time spent waiting for data, and the error of each failed path. `--cpu` (the default without a
+GPU) runs the same paths in their CPU form, small, to check the harness.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,27 +58,55 @@ def precisions(gpu: bool) -> list[str]:
     return ["32-true", "16-mixed", "16-true"]
 
 
+SIGTERM_PATH = "SIGTERM mid-run: last.ckpt, exit 143"
+SWEEP_PATH = "DDP sweep, first job failing"
+
+
+def selected(path: str, only: str | None) -> bool:
+    """Whether `path` runs: every path, or with `--only` those holding one of its parts."""
+    return only is None or any(part.strip() in path for part in only.split(";"))
+
+
+def mixed_precision(gpu: bool) -> str:
+    return "bf16-mixed" if not gpu or computes_in_bf16(0) else "16-mixed"
+
+
 def training_paths(gpu: bool, devices: int) -> dict[str, list[str]]:
     """Name -> overrides of each training path."""
-    mixed = "bf16-mixed" if not gpu or computes_in_bf16(0) else "16-mixed"
+    mixed = mixed_precision(gpu)
     fast = f"trainer.precision={mixed}"
-    paths = {f"precision {p}": [f"trainer.precision={p}"] for p in precisions(gpu)}
+    paths = {"trainer=gpu": ["trainer=gpu"]} if gpu else {}
+    paths |= {f"precision {p}": [f"trainer.precision={p}"] for p in precisions(gpu)}
+    if "bf16-true" in precisions(gpu):
+        paths["bf16-true, cached features"] = ["trainer.precision=bf16-true", "freeze=all"]
     paths[f"{mixed}, channels_last"] = [fast, "model.channels_last=true"]
+    if gpu:  # on the CPU the compiler alone takes minutes
+        paths[f"{mixed}, torch.compile"] = [fast, "model.compile=true"]
+    paths[f"{mixed}, EMA"] = [fast, "weight_averaging=ema"]
+    paths[f"{mixed}, progressive resizing, MixUp"] = [
+        fast, "data.progressive_resizing.enabled=true", "data.augment.mixup=0.2",
+    ]  # fmt: skip
+    paths[f"{mixed}, LR finder"] = [fast, "tune=lr_find", "tune.num_training=20"]
     paths[f"{mixed}, decoding on the device"] = [fast, "data.decode_on_device=true"]
     paths[f"{mixed}, cached features"] = [fast, "freeze=all", "freeze.cache_features=true"]
     if devices > 1:
-        paths[f"{mixed}, DDP on {devices} devices"] = [fast, f"trainer.devices={devices}"]
+        ddp = [fast, f"trainer.devices={devices}"]
+        paths[f"{mixed}, DDP on {devices} devices"] = ddp
+        paths["DDP, frozen layers, sync_batchnorm"] = [
+            *ddp, "freeze=layer4", "trainer.sync_batchnorm=true",
+        ]  # fmt: skip
+        paths["DDP, cached features"] = [*ddp, "freeze=all"]
+        paths["DDP, decoding on the device"] = [*ddp, "data.decode_on_device=true"]
     return paths
 
 
 def run(path: str, module: str, args: list[str], work: Path, timeout_s: float) -> Outcome:
     """`python -m module args` from `work`; pass when it exits with 0."""
     command = [sys.executable, "-m", module, *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
     started = time.perf_counter()
     try:
         done = subprocess.run(
-            command, cwd=work, env=env, capture_output=True, text=True, timeout=timeout_s
+            command, cwd=work, env=module_env(), capture_output=True, text=True, timeout=timeout_s
         )
         passed, output = done.returncode == 0, done.stderr + done.stdout
     except subprocess.TimeoutExpired:
@@ -81,6 +115,61 @@ def run(path: str, module: str, args: list[str], work: Path, timeout_s: float) -
     return Outcome(
         path, passed, seconds=time.perf_counter() - started, error=error, command=command
     )
+
+
+def sigterm_path(command: list[str], run_dir: Path, work: Path, timeout_s: float) -> Outcome:
+    """A training sent SIGTERM once it has trained for a while (its TensorBoard events exist and
+    10 s passed): passes when it saves last.ckpt and exits with 143."""
+    full = [sys.executable, "-m", "src.train", *command, f"hydra.run.dir={run_dir}"]
+    started = time.perf_counter()
+    process = subprocess.Popen(full, cwd=work, env=module_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = started + timeout_s
+    while process.poll() is None and not list(run_dir.glob("tensorboard/events.out.*")):
+        if time.perf_counter() > deadline:
+            break
+        time.sleep(0.5)
+    time.sleep(10)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        output, _ = process.communicate(timeout=max(60.0, deadline - time.perf_counter()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    saved = (run_dir / "checkpoints" / "last.ckpt").is_file()
+    passed = process.returncode == 143 and saved
+    error = (
+        ""
+        if passed
+        else f"exit {process.returncode}, last.ckpt {saved}: " + (last_error_line(output or ""))
+    )
+    return Outcome(
+        SIGTERM_PATH, passed, seconds=time.perf_counter() - started, error=error, command=full
+    )
+
+
+def failing_sweep_path(
+    command: list[str], sweep_dir: Path, work: Path, timeout_s: float
+) -> Outcome:
+    """A `-m` sweep of two DDP jobs, the first one's loss made NaN by a huge learning rate:
+    passes when the sweep exits with 0, job 0 is recorded as failed, job 1 finished and the
+    sweep's report is written."""
+    args = ["-m", *command, "optimizer.lr=1e30,0.001", f"hydra.sweep.dir={sweep_dir}"]
+    outcome = run(SWEEP_PATH, "src.train", args, work, timeout_s)
+    statuses = [
+        json.loads(summary.read_text()).get("status") if summary.is_file() else None
+        for summary in (sweep_dir / "0" / "summary.json", sweep_dir / "1" / "summary.json")
+    ]
+    if outcome.passed and (
+        statuses != ["failed", "finished"] or not (sweep_dir / "report.md").is_file()
+    ):
+        outcome.passed, outcome.error = False, f"jobs {statuses}, report.md missing or jobs wrong"
+    return outcome
+
+
+def module_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
 
 
 def last_error_line(output: str) -> str:
@@ -92,7 +181,7 @@ def last_error_line(output: str) -> str:
 def check(args: argparse.Namespace) -> list[Outcome]:
     gpu = not args.cpu
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="gpu_check_"))
-    images = generate_jpegs(work / "images", args.images_per_class, args.source_size)
+    images = generate_jpegs(work / "images", args.images_per_class, args.source_size, mixed=True)
     count = 2 * args.images_per_class
     accelerator = "gpu" if gpu else "cpu"
     devices = torch.cuda.device_count() if gpu else 2
@@ -111,7 +200,12 @@ def check(args: argparse.Namespace) -> list[Outcome]:
         "~callbacks.progress_bar",
     ]
     outcomes, trained = [], None
-    for name, overrides in training_paths(gpu, devices).items():
+    chosen = {
+        name: overrides
+        for name, overrides in training_paths(gpu, devices).items()
+        if selected(name, args.only)
+    }
+    for name, overrides in chosen.items():
         run_dir = work / "runs" / f"{len(outcomes):02d}"
         timer = run_dir / "phase_times.json"
         outcome = run(
@@ -132,6 +226,14 @@ def check(args: argparse.Namespace) -> list[Outcome]:
             outcome.images_per_s, outcome.data_wait = times.train_rate, times.data_wait_fraction
             trained = trained or run_dir / "checkpoints" / "best.ckpt"
         outcomes.append(outcome)
+    fast = f"trainer.precision={mixed_precision(gpu)}"
+    slow_steps = [fast, f"trainer.max_steps={100 * args.steps}"]  # still training at SIGTERM
+    if selected(SIGTERM_PATH, args.only):
+        sigterm_dir = work / "runs" / "sigterm"
+        outcomes.append(sigterm_path([*common, *slow_steps], sigterm_dir, work, args.timeout_s))
+    if devices > 1 and selected(SWEEP_PATH, args.only):
+        sweep = [*common, fast, f"trainer.devices={devices}"]
+        outcomes.append(failing_sweep_path(sweep, work / "runs" / "sweep", work, args.timeout_s))
     if trained is None:
         return outcomes
     after = {
@@ -176,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=900, help="per command")
     parser.add_argument("--work-dir", type=Path, help="default: a new temporary dir")
     parser.add_argument("--json", type=Path, help="write the outcomes here as JSON")
+    parser.add_argument(
+        "--only",
+        help="parts of path names, separated by ';': run the paths that hold one (and after "
+        "them evaluate, predict, export)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     devices = "the CPU" if args.cpu else f"{torch.cuda.device_count()} GPU(s)"
     print(f"Checking every path on {devices}, {args.steps} steps each ...", flush=True)

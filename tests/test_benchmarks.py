@@ -119,24 +119,57 @@ def test_reference_loads_with_the_tutorials_workers_unless_told(monkeypatch) -> 
 
 
 @pytest.mark.slow
-def test_gpu_check_passes_every_path_in_its_cpu_form(tmp_path: Path, capsys) -> None:
+def test_gpu_check_passes_its_kinds_of_path_in_their_cpu_form(tmp_path: Path, capsys) -> None:
+    """One path of each kind the check runs (a plain training, DDP, decoding on the device of
+    the mixed JPEGs, a SIGTERM, a sweep with a failing DDP job; then evaluate, predict, export):
+    the others differ in overrides only (`test_every_gpu_check_path_composes`)."""
     output = tmp_path / "check.json"
     status = gpu_check.main(
         [
             "--cpu", "--model", "resnet18", "--image-size", "32", "--batch-size", "4",
-            "--steps", "3", "--images-per-class", "6", "--source-size", "40",
+            "--steps", "3", "--images-per-class", "8", "--source-size", "40",
             "--work-dir", str(tmp_path / "work"), "--json", str(output),
+            "--only", "precision bf16-true;DDP, cached;bf16-mixed, decoding;SIGTERM;DDP sweep",
         ]
     )  # fmt: skip
     outcomes = {o["path"]: o for o in json.loads(output.read_text())}
     assert status == 0, [(o["path"], o["error"]) for o in outcomes.values() if not o["passed"]]
-    assert {"precision bf16-true", "bf16-mixed, DDP on 2 devices", "evaluate", "predict"} <= set(
-        outcomes
-    )
-    assert "bf16-mixed, decoding on the device" in outcomes
+    assert set(outcomes) == {
+        "precision bf16-true", "DDP, cached features",
+        "bf16-mixed, decoding on the device", gpu_check.SIGTERM_PATH, gpu_check.SWEEP_PATH,
+        "evaluate", "predict", "export (ONNX, parity checked)",
+    }  # fmt: skip
     trained = [o for o in outcomes.values() if o["data_wait"] is not None]
-    assert len(trained) == 7 and all(o["images_per_s"] > 0 for o in trained)
+    assert len(trained) == 3 and all(o["images_per_s"] > 0 for o in trained)
     assert "| evaluate | pass |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("gpu", [False, True], ids=["cpu_form", "gpu"])
+def test_every_gpu_check_path_composes(gpu: bool, tmp_path: Path, monkeypatch) -> None:
+    """Every path's overrides make a valid training config (a GPU of compute capability 8
+    assumed for the GPU form's list), and the list covers what users run on GPUs."""
+    monkeypatch.setattr(gpu_check, "computes_in_bf16", lambda index=None: True)
+    paths = gpu_check.training_paths(gpu, devices=4)
+    for name, overrides in paths.items():
+        cfg = compose_train_config(["data=folder", f"data.root={tmp_path}", *overrides], tmp_path)
+        assert cfg.trainer.precision, name
+    names = " / ".join(paths)
+    expected = ["EMA", "progressive resizing, MixUp", "LR finder", "bf16-true, cached",
+                "DDP, frozen layers, sync_batchnorm", "DDP, decoding on the device"]  # fmt: skip
+    assert all(part in names for part in expected), names
+    assert ("trainer=gpu" in paths and "bf16-mixed, torch.compile" in paths) == gpu
+
+
+def test_the_gpu_checks_jpegs_mix_the_kinds_decoders_treat_apart(tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = generate_jpegs(tmp_path, 4, 40, mixed=True)
+    kinds = set()
+    for path in sorted(root.rglob("*.jpg")):
+        with Image.open(path) as image:
+            kinds.add((image.mode, bool(image.info.get("progressive")), image.layer[0][1:3]))
+    assert kinds == {("RGB", False, (2, 2)), ("RGB", True, (2, 2)), ("L", False, (1, 1)),
+                     ("RGB", False, (1, 1))}  # fmt: skip
 
 
 def test_the_defaults_run_keeps_what_users_run(tmp_path: Path) -> None:
