@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.compose import CONF_DIR
-from src.sweeps.optuna_search import search_space
+from src.sweeps.optuna_search import OptunaSearch, search_space
 from tests.helpers import NO_DATA, TINY, run_module
 
 
@@ -231,3 +231,31 @@ def test_a_stored_study_is_continued_by_a_later_sweep(stripes_root: Path, tmp_pa
     assert sorted(t.value for t in trials) == pytest.approx(sorted(scores))
     results = OmegaConf.load(sweep_dir(tmp_path / "second") / "optimization_results.yaml")
     assert results.best_value == pytest.approx(max(scores))  # the best of both sweeps
+
+
+def test_failed_jobs_are_failed_trials_and_no_results_without_a_finished_one(
+    tmp_path: Path,
+) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.create_study(direction="maximize")
+    trials = [study.ask() for _ in range(4)]
+    returns = [
+        JobReturn(_return_value=RuntimeError("no such freeze"), status=JobStatus.FAILED),
+        JobReturn(_return_value=float("nan"), status=JobStatus.COMPLETED),  # a recorded failure
+        JobReturn(_return_value=None, status=JobStatus.COMPLETED),
+        JobReturn(_return_value=0.75, status=JobStatus.COMPLETED),
+    ]
+    assert OptunaSearch.tell(study, trials, returns) == 3
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 3 + [TrialState.COMPLETE]
+    search = OptunaSearch()
+    search.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    search.write_results(study)
+    assert OmegaConf.load(tmp_path / "optimization_results.yaml").best_value == 0.75
+
+    failed = optuna.create_study(direction="maximize")
+    OptunaSearch.tell(failed, [failed.ask()], returns[:1])
+    (tmp_path / "optimization_results.yaml").unlink()
+    search.write_results(failed)
+    assert not (tmp_path / "optimization_results.yaml").exists()
