@@ -24,6 +24,7 @@ from src.sweeps.comparison import REPORT_FIGURE as COMPARISON_PNG
 from src.sweeps.comparison import compare
 from src.sweeps.comparison import section as comparison_section
 from src.sweeps.comparison import write_figure as write_comparison_figure
+from src.sweeps.folds import cross_validation
 from src.sweeps.tables import Section, to_html, to_markdown
 from src.utils.errors import UserError, one_line
 
@@ -367,14 +368,17 @@ def build_report(
         figures.append(write_comparison_figure(comparison, output / COMPARISON_PNG))
     sections.append(jobs_section(rows, base=output))
     figures.append(write_plot(rows, output / REPORT_PNG))
-    markdown = to_markdown(sections, REPORT_TITLE)
+    folds, fold_files = cross_validation(rows, output)
+    appendix = "\n".join(folds) + ("\n" if folds else "")
+    markdown = to_markdown(sections, REPORT_TITLE) + appendix
     (output / REPORT_MD).write_text(markdown, encoding="utf-8")
-    (output / REPORT_HTML).write_text(to_html(sections, REPORT_TITLE), encoding="utf-8")
+    (output / REPORT_HTML).write_text(to_html(sections, REPORT_TITLE, appendix), encoding="utf-8")
     files = [
         output / REPORT_MD,
         output / REPORT_HTML,
         write_csv(rows, output / REPORT_CSV),
         *figures,
+        *fold_files,
         write_tensorboard(output / TENSORBOARD_DIR, markdown, figures),
     ]
     return Report(rows=rows, markdown=markdown, files=files)
