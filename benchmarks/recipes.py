@@ -35,6 +35,13 @@ from benchmarks.project import (
 from benchmarks.reference import run_reference
 from benchmarks.report import environment, fmt, header_lines, publish
 from benchmarks.timing import RunTimes
+from src.sweeps.comparison import (
+    format_difference,
+    format_estimate,
+    format_interval,
+    time_to_reach,
+)
+from src.sweeps.statistics import CONFIDENCE, compare_paired, estimate
 
 log = logging.getLogger("benchmarks.recipes")
 
@@ -113,18 +120,19 @@ class RecipeResult:
         self.seeds.append(seed)
         self.best_val_acc.append(max(times.epoch_val_acc))
         self.wall_s.append(times.wall_s)
-        self.time_to_target_s.append(time_to_reach(times, target))
+        self.time_to_target_s.append(time_to_target(times, target))
         self.epoch_val_acc.append(list(times.epoch_val_acc))
         self.epoch_end_s.append(list(times.epoch_end_s))
 
     def summary(self) -> dict[str, Any]:
         reached = [s for s in self.time_to_target_s if s is not None]
-        spread = statistics.stdev(self.best_val_acc) if len(self.best_val_acc) > 1 else 0.0
+        best = estimate(self.best_val_acc)
         return {
             "seeds": self.seeds,
             "best_val_acc": self.best_val_acc,
-            "mean_best_val_acc": statistics.fmean(self.best_val_acc),
-            "sd_best_val_acc": spread,
+            "mean_best_val_acc": best.mean,
+            "sd_best_val_acc": best.sd,
+            "ci_best_val_acc": None if best.low is None else [best.low, best.high],
             "wall_s": self.wall_s,
             "median_wall_s": statistics.median(self.wall_s),
             "time_to_target_s": self.time_to_target_s,
@@ -135,18 +143,12 @@ class RecipeResult:
         }
 
 
-#: Accuracies this close count as equal: the project logs float32, the tutorial loop float64.
-SAME_ACCURACY = 1e-6
-
-
-def time_to_reach(times: RunTimes, target: float | None) -> float | None:
-    """Seconds to the end of the first epoch whose validation accuracy reached `target`."""
+def time_to_target(times: RunTimes, target: float | None) -> float | None:
+    """Seconds to the end of the first epoch whose validation accuracy reached `target` (the
+    project's float32 accuracy within 1e-6 of the tutorial loop's float64 counts)."""
     if target is None:
         return None
-    for accuracy, seconds in zip(times.epoch_val_acc, times.epoch_end_s, strict=True):
-        if accuracy >= target - SAME_ACCURACY:
-            return seconds
-    return None
+    return time_to_reach(zip(times.epoch_val_acc, times.epoch_end_s, strict=True), target)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -197,6 +199,10 @@ def run_recipe(
         shutil.rmtree(work, ignore_errors=True)  # checkpoints: hundreds of MB over a table
 
 
+def by_seed(result: dict[str, Any]) -> dict[int, float]:
+    return dict(zip(result["seeds"], result["best_val_acc"], strict=True))
+
+
 def format_report(report: dict[str, Any]) -> str:
     s = report["settings"]
     lines = header_lines(report["environment"])
@@ -215,26 +221,28 @@ def format_report(report: dict[str, Any]) -> str:
             + ", ".join(f"{a:.3f}" for a in reference["epoch_val_acc"])
         )
         lines.append("")
+    level = f"{CONFIDENCE:.0%}"
     lines.append(
-        "| recipe | best val acc per seed | mean ± sd | vs baseline | median wall s "
-        "| to tutorial's best (runs reaching it) |"
+        f"| recipe | best val acc per seed | mean ± sd | {level} CI | vs its baseline, paired by "
+        f"seed [{level} CI] | verdict | median wall s | to tutorial's best (runs reaching it) |"
     )
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|")
     results = report["recipes"]
     for name, result in results.items():
+        accuracy = estimate(result["best_val_acc"])
         baseline = RECIPES[name].baseline
-        delta = "-"
+        difference, verdict = "baseline", "-"
         if baseline in results:
-            difference = result["mean_best_val_acc"] - results[baseline]["mean_best_val_acc"]
-            delta = f"{difference:+.3f} vs {baseline}"
+            paired = compare_paired(by_seed(result), by_seed(results[baseline]))
+            difference, verdict = f"{format_difference(paired)} vs {baseline}", paired.verdict
         reached = result["runs_reaching_target"]
         median = fmt(result["median_time_to_target_s"], ".0f", "never")
         unit = "" if result["median_time_to_target_s"] is None else " s"
         to_target = "-" if target is None else f"{median}{unit} ({reached}/{len(result['seeds'])})"
         per_seed = ", ".join(f"{a:.3f}" for a in result["best_val_acc"])
         lines.append(
-            f"| {name}: {RECIPES[name].description} | {per_seed} | "
-            f"{result['mean_best_val_acc']:.3f} ± {result['sd_best_val_acc']:.3f} | {delta} | "
+            f"| {name}: {RECIPES[name].description} | {per_seed} | {format_estimate(accuracy)} "
+            f"| {format_interval(accuracy)} | {difference} | {verdict} | "
             f"{result['median_wall_s']:.0f} | {to_target} |"
         )
     return "\n".join(lines)

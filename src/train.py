@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -19,6 +20,7 @@ from src.callbacks.checkpoints import (
 )
 from src.callbacks.requeue import record_slurm_job
 from src.callbacks.run_summary import RunSummary
+from src.callbacks.trackers import close_runs
 from src.config.checks import check_train_config
 from src.config.hparams import compared_settings, result_metrics
 from src.config.instantiation import build_from_config, instantiate_group, to_plain
@@ -86,6 +88,8 @@ def train(cfg: DictConfig) -> float | None:
         last = run_dir / "checkpoints" / "last.ckpt"
         log.warning("Stopped by SIGTERM; resume with ckpt_path=%s", last)
         raise SystemExit(EXIT_SIGTERM) from None
+    finally:
+        close_runs(loggers, failed=sys.exc_info()[0] is not None)
     return best_score(trainer, model.monitor)
 
 

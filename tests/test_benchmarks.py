@@ -14,6 +14,7 @@ from benchmarks.ceiling import autocast_for, ceiling_device
 from benchmarks.data import generate_jpegs, make_split
 from benchmarks.project import compose_train_config, project_overrides, with_default_callbacks
 from benchmarks.timing import RunTimes
+from src.sweeps.comparison import SAME_SCORE
 
 
 def test_split_gives_both_sides_the_same_balanced_files(tmp_path: Path) -> None:
@@ -222,21 +223,23 @@ def test_recipes_table_runs_every_recipe_per_seed_against_the_tutorial_target(
         for accuracy, seconds in zip(
             result["best_val_acc"], result["time_to_target_s"], strict=True
         ):
-            assert (seconds is not None) == (accuracy >= target - recipes.SAME_ACCURACY), name
+            assert (seconds is not None) == (accuracy >= target - SAME_SCORE), name
             assert seconds is None or 0 < seconds <= max(result["wall_s"])
     table = capsys.readouterr().out
     assert "| frozen_views_4: freeze=all, 4 cached augmented views per image |" in table
-    assert " vs frozen |" in table and " vs default |" in table
+    assert " vs frozen | " in table and " vs default | " in table
+    assert "| default: the project's defaults: full fine-tune, SGD, batch 32 |" in table
+    assert "| baseline | - |" in table  # the defaults' row: the others are paired with it
 
 
 def test_time_to_accuracy_is_the_first_epoch_at_the_target() -> None:
     times = RunTimes(epoch_val_acc=[0.5, 0.8, 0.7, 0.9], epoch_end_s=[10.0, 20.0, 30.0, 40.0])
-    assert recipes.time_to_reach(times, 0.8) == 20.0
-    assert recipes.time_to_reach(times, 0.85) == 40.0
-    assert recipes.time_to_reach(times, 0.95) is None
+    assert recipes.time_to_target(times, 0.8) == 20.0
+    assert recipes.time_to_target(times, 0.85) == 40.0
+    assert recipes.time_to_target(times, 0.95) is None
     # 342 of 450 images, logged as float32 by the project, reaches the loop's float64 0.76
     as_logged = RunTimes(epoch_val_acc=[float(torch.tensor(342 / 450))], epoch_end_s=[5.0])
-    assert recipes.time_to_reach(as_logged, 342 / 450) == 5.0
+    assert recipes.time_to_target(as_logged, 342 / 450) == 5.0
 
 
 def test_models_times_each_backbone_and_gives_ratios_to_the_first(tmp_path: Path, capsys) -> None:

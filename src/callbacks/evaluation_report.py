@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 
 from src.callbacks.checkpoints import best_checkpoint_path
+from src.callbacks.trackers import publish_report
 from src.data.datamodule import ImageDataModule
 from src.evaluation.report import write_validation_report
 from src.evaluation.scoring import headline_metric, model_targets, probabilities_over, summary
@@ -37,7 +38,8 @@ SCALARS = (
 class BestCheckpointReport(Callback):
     """Score the best checkpoint on the validation images when the fit ends (global rank 0
     only): `<dirpath>/report.md`, metrics.json and the figures, as `python -m src.evaluate`
-    writes them, and the same figures, metrics and report in TensorBoard.
+    writes them, and the same figures, metrics and report in TensorBoard, and as MLflow's or
+    W&B's artifacts.
 
     Nothing happens when no checkpoint monitored a metric (e.g. `fast_dev_run`).
     """
@@ -75,6 +77,8 @@ class BestCheckpointReport(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 log_to_tensorboard(logger, metrics, files, trainer.global_step)
+            else:
+                publish_report(logger, self.dirpath, {name: metrics.get(name) for name in SCALARS})
 
 
 def probabilities_of_cached_features(

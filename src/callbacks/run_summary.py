@@ -24,7 +24,9 @@ def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> Path:
 class RunSummary(Callback):
     """Tracks parameter counts, the best value of the validation metric `monitor` (`val/acc`,
     or `val/map` for multi-label runs) and its epoch, final `val/loss`, wall time and training
-    images/s; `extra` entries (e.g. the run's overrides) are written as they are."""
+    images/s, and `monitor` after each epoch with the seconds since the fit started (sweep reports
+    time how long each setting takes to a target); `extra` entries (e.g. the run's overrides) are
+    written as they are."""
 
     def __init__(
         self, run_dir: str | Path, extra: dict[str, Any] | None = None, monitor: str = "val/acc"
@@ -37,6 +39,7 @@ class RunSummary(Callback):
         self.final_val_loss: float | None = None
         self.trainable_params: int | None = None
         self.total_params: int | None = None
+        self.curve: list[dict[str, float]] = []
         self.train_images = 0
         self.train_seconds = 0.0
         self._epoch_started = 0.0
@@ -68,6 +71,8 @@ class RunSummary(Callback):
             score = float(metrics[self.monitor])
             if self.best_score is None or score > self.best_score:
                 self.best_score, self.best_epoch = score, trainer.current_epoch
+            seconds = round(time.perf_counter() - self._fit_started, 3)
+            self.curve.append({"epoch": trainer.current_epoch, "score": score, "time_s": seconds})
         if "val/loss" in metrics:
             self.final_val_loss = float(metrics["val/loss"])
 
@@ -96,6 +101,7 @@ class RunSummary(Callback):
             "train_images_per_s": None if rate is None else round(rate, 2),
             "best_ckpt": best_path,
             "last_ckpt": last_path,
+            "curve": self.curve,
         }
 
     def write(self, trainer: L.Trainer, status: str, error: str | None = None) -> None:

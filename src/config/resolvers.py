@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
@@ -42,6 +43,14 @@ def monitored(task: str) -> str:
     return MONITORED[task]
 
 
+def local_artifacts(tracking_uri: str | None, directory: str) -> str | None:
+    """Where MLflow keeps a run's artifacts: `directory` beside a local store (a SQLite file or a
+    folder), None for a tracking server, which keeps them itself."""
+    uri = str(tracking_uri or "")
+    local = "://" not in uri or uri.startswith(("sqlite:", "file:"))
+    return str(Path(directory).resolve()) if local else None
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("scaled_lr"):
         OmegaConf.register_new_resolver("scaled_lr", scaled_lr)
@@ -49,3 +58,5 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("monitored", monitored)
     if not OmegaConf.has_resolver("gpu_precision"):
         OmegaConf.register_new_resolver("gpu_precision", gpu_precision)
+    if not OmegaConf.has_resolver("local_artifacts"):
+        OmegaConf.register_new_resolver("local_artifacts", local_artifacts)

@@ -25,7 +25,10 @@ class SweepReport(Callback):
             )
 
             sweep_dir = str(config.hydra.sweep.dir)
-            report = build_report([sweep_dir])
+            baseline = OmegaConf.select(config, "report.baseline")
+            report = build_report(
+                [sweep_dir], None, baseline, OmegaConf.select(config, "report.target")
+            )
         except Exception as error:
             log.warning("Sweep report not written: %s", " ".join(str(error).split()))
             return

@@ -1,4 +1,5 @@
-"""Sweep report: one row per job (from its summary.json) as Markdown and CSV, plus a val/acc plot.
+"""Sweep report: the settings compared (`comparison`), then one row per job (from its
+summary.json), as Markdown, HTML and CSV, with their figures, and as a TensorBoard run.
 
 Written at the end of every multirun by `src.sweeps.hydra_callback.SweepReport`, and rebuilt on
 demand by `python -m src.report`.
@@ -19,11 +20,20 @@ from typing import Any
 import yaml
 
 from src.callbacks.run_summary import SUMMARY_FILE
+from src.sweeps.comparison import REPORT_FIGURE as COMPARISON_PNG
+from src.sweeps.comparison import compare
+from src.sweeps.comparison import section as comparison_section
+from src.sweeps.comparison import write_figure as write_comparison_figure
 from src.sweeps.folds import cross_validation
+from src.sweeps.tables import Section, to_html, to_markdown
 from src.utils.errors import UserError, one_line
 
 METRICS_FILE = Path("csv") / "metrics.csv"
-REPORT_CSV, REPORT_MD, REPORT_PNG = "report.csv", "report.md", "val_acc.png"
+REPORT_CSV, REPORT_MD, REPORT_HTML = "report.csv", "report.md", "report.html"
+REPORT_PNG = "val_acc.png"
+REPORT_TITLE = "Sweep report"
+#: The report's TensorBoard run, and the suffix of its event files (replaced on a rebuild).
+TENSORBOARD_DIR, TENSORBOARD_SUFFIX = "tensorboard", ".sweep_report"
 
 #: Columns of report.csv, in order.
 COLUMNS = (
@@ -62,6 +72,8 @@ class JobRow:
     wall_time_s: float | None = None
     train_images_per_s: float | None = None
     best_ckpt: str | None = None
+    #: `monitor` after each epoch, and the seconds since the fit started.
+    curve: list[dict[str, float]] = field(default_factory=list)
 
     def csv_values(self) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in COLUMNS}
@@ -147,6 +159,10 @@ def read_job(job_dir: Path, name: str) -> JobRow:
             setattr(row, key, summary[key])
     if row.best_score is None and summary.get("best_val_acc") is not None:
         row.best_score = summary["best_val_acc"]  # a summary of a run before multi-label
+    if isinstance(summary.get("curve"), list):
+        row.curve = [
+            p for p in summary["curve"] if isinstance(p, dict) and {"score", "time_s"} <= set(p)
+        ]
     if isinstance(summary.get("overrides"), list):
         row.overrides = [str(item) for item in summary["overrides"]]
     row.status = str(summary.get("status") or "unknown")
@@ -224,10 +240,6 @@ def _number(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _cell(text: Any) -> str:
-    return one_line(text).replace("|", "\\|") or "-"
-
-
 def _checkpoint(path: str | None, base: Path | None) -> str:
     """Shown relative to the report's dir when it lies inside it: shorter, still unambiguous."""
     if not path:
@@ -240,7 +252,8 @@ def _checkpoint(path: str | None, base: Path | None) -> str:
     return path
 
 
-def markdown_table(rows: Sequence[JobRow], base: Path | None = None) -> str:
+def jobs_section(rows: Sequence[JobRow], base: Path | None = None) -> Section:
+    """One row per job, best first; the overrides every job shares said once above."""
     common = common_overrides(rows)
     header = (
         "job",
@@ -254,30 +267,29 @@ def markdown_table(rows: Sequence[JobRow], base: Path | None = None) -> str:
         "train images/s",
         "best checkpoint",
     )
-    lines = []
-    if common:
-        lines += [f"Overrides of every job: `{' '.join(common)}`", ""]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    table = []
     for row in rows:
         params = (
             "-"
             if row.trainable_params is None or row.total_params is None
             else f"{row.trainable_params:,} / {row.total_params:,}"
         )
-        cells = (
-            row.job,
-            distinct_overrides(row, common),
-            f"{row.status}: {row.error}" if row.error else row.status,
-            _number(row.best_score, 4),
-            "-" if row.best_epoch is None else row.best_epoch,
-            _number(row.final_val_loss, 4),
-            params,
-            _number(row.wall_time_s, 1),
-            _number(row.train_images_per_s, 1),
-            _checkpoint(row.best_ckpt, base),
+        table.append(
+            (
+                row.job,
+                distinct_overrides(row, common),
+                f"{row.status}: {row.error}" if row.error else row.status,
+                _number(row.best_score, 4),
+                "-" if row.best_epoch is None else str(row.best_epoch),
+                _number(row.final_val_loss, 4),
+                params,
+                _number(row.wall_time_s, 1),
+                _number(row.train_images_per_s, 1),
+                _checkpoint(row.best_ckpt, base),
+            )
         )
-        lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
-    return "\n".join(lines) + "\n"
+    before = [f"Overrides of every job: `{' '.join(common)}`"] if common else []
+    return Section("Jobs", header, table, before=before, figure=REPORT_PNG)
 
 
 def write_plot(rows: Sequence[JobRow], path: Path) -> Path:
@@ -314,22 +326,59 @@ def write_plot(rows: Sequence[JobRow], path: Path) -> Path:
     return path
 
 
-def build_report(paths: Sequence[str | Path], output: str | Path | None = None) -> Report:
-    """Write report.csv, report.md and val_acc.png into `output` (default: the one sweep/run)."""
+def write_tensorboard(directory: Path, markdown: str, figures: Sequence[Path]) -> Path:
+    """The report's text and figures as a TensorBoard run of their own (`tensorboard --logdir
+    outputs` lists it beside the jobs' runs); a rebuilt report replaces the earlier one."""
+    import numpy as np
+    from PIL import Image
+    from torch.utils.tensorboard import SummaryWriter
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob(f"events.out.tfevents.*{TENSORBOARD_SUFFIX}"):
+        old.unlink()
+    with SummaryWriter(str(directory), filename_suffix=TENSORBOARD_SUFFIX) as writer:
+        writer.add_text("sweep/report", markdown, 0)
+        for path in figures:
+            with Image.open(path) as png:
+                pixels = np.asarray(png.convert("RGB"))
+            writer.add_image(f"sweep/{path.stem}", pixels, 0, dataformats="HWC")
+    return directory
+
+
+def build_report(
+    paths: Sequence[str | Path],
+    output: str | Path | None = None,
+    baseline: str | None = None,
+    target: float | None = None,
+) -> Report:
+    """Write report.md, report.html, report.csv, the figures and a TensorBoard run into `output`
+    (default: the one sweep or run given). `baseline` and `target`: see `comparison.compare`."""
     if output is None:
         if len(paths) != 1:
             raise UserError("several paths: give --output DIR for the report")
         output = paths[0]
     output = Path(output)
     rows = collect_rows(paths)
+    in_job_order = sorted(rows, key=lambda row: natural_key(row.job))
+    comparison = compare(in_job_order, baseline, target)
     output.mkdir(parents=True, exist_ok=True)
+    sections, figures = [], []
+    if comparison is not None:
+        sections.append(comparison_section(comparison))
+        figures.append(write_comparison_figure(comparison, output / COMPARISON_PNG))
+    sections.append(jobs_section(rows, base=output))
+    figures.append(write_plot(rows, output / REPORT_PNG))
     folds, fold_files = cross_validation(rows, output)
-    markdown = markdown_table(rows, base=output) + "\n".join(folds) + ("\n" if folds else "")
+    appendix = "\n".join(folds) + ("\n" if folds else "")
+    markdown = to_markdown(sections, REPORT_TITLE) + appendix
     (output / REPORT_MD).write_text(markdown, encoding="utf-8")
+    (output / REPORT_HTML).write_text(to_html(sections, REPORT_TITLE, appendix), encoding="utf-8")
     files = [
         output / REPORT_MD,
+        output / REPORT_HTML,
         write_csv(rows, output / REPORT_CSV),
-        write_plot(rows, output / REPORT_PNG),
+        *figures,
         *fold_files,
+        write_tensorboard(output / TENSORBOARD_DIR, markdown, figures),
     ]
     return Report(rows=rows, markdown=markdown, files=files)

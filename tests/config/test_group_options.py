@@ -53,6 +53,10 @@ ELSEWHERE = {
     ("hparams_search", "optuna"): "a multirun: tests/sweeps/test_hparams_search.py runs a sweep",
     ("hydra/launcher", "slurm"): "submits SLURM jobs: tests/sweeps/test_hparams_search.py reads "
     "the sbatch script it writes",
+    ("hydra/sweeper", "optuna_search"): "hparams_search=optuna's sweeper: "
+    "tests/sweeps/test_hparams_search.py runs searches with it",
+    ("logger", "mlflow"): "needs a tracking server: tests/callbacks/test_trackers.py starts one",
+    ("logger", "wandb"): "runs W&B offline: tests/callbacks/test_trackers.py reads its run back",
 }
 
 

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.compose import CONF_DIR
+from src.sweeps.optuna_search import OptunaSearch, search_space
 from tests.helpers import NO_DATA, TINY, run_module
 
 
@@ -175,3 +176,86 @@ def test_submitit_local_executor_runs_a_tiny_job(stripes_root: Path, tmp_path: P
     assert job["status"] == "finished" and 0.0 <= job["best_score"] <= 1.0
     assert Path(job["best_ckpt"]).is_file()
     assert list((sweep / ".submitit").glob("*/*_result.pkl"))  # it really went through submitit
+
+
+def test_search_space_syntax_gives_optuna_distributions() -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    searched, fixed = search_space(
+        [
+            "optimizer.lr=tag(log, interval(0.0001, 0.1))",
+            "optimizer.momentum=interval(0.8, 0.99)",
+            "trainer.max_epochs=interval(1, 5)",
+            "data.batch_size=range(4, 33, 4)",
+            "freeze=choice(none, all)",
+            "data.batch_size=choice(4, 8)",  # the command line's replaces the preset's
+            "model.name=resnet18",
+        ]
+    )
+    assert searched["optimizer.lr"] == FloatDistribution(0.0001, 0.1, log=True)
+    assert searched["optimizer.momentum"] == FloatDistribution(0.8, 0.99)
+    assert searched["trainer.max_epochs"] == FloatDistribution(1.0, 5.0)  # intervals: floats
+    assert searched["freeze"] == CategoricalDistribution(["none", "all"])
+    assert searched["data.batch_size"] == CategoricalDistribution([4, 8])
+    assert fixed == {"model.name": "resnet18"}
+    ranged, _ = search_space(["data.batch_size=range(4, 33, 4)"])
+    assert ranged["data.batch_size"] == IntDistribution(4, 32, step=4)
+
+
+@pytest.mark.slow
+def test_a_stored_study_is_continued_by_a_later_sweep(stripes_root: Path, tmp_path: Path) -> None:
+    """Two sweeps of one trial each into one JournalStorage file: the second continues the
+    study, and Optuna's own API reads both trials back."""
+    import optuna
+
+    journal = tmp_path / "studies" / "search.journal"
+    for number, workdir in enumerate((tmp_path / "first", tmp_path / "second")):
+        workdir.mkdir()
+        result = run_module(
+            "src.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=1",
+            f"hydra.sweeper.storage={journal}", "hydra.sweeper.params=null",
+            "optimizer.lr=interval(0.001, 0.01)", "data=folder", f"data.root={stripes_root}",
+            *TINY, cwd=workdir,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"{number} trials stored" in result.stdout + result.stderr
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
+    study = optuna.load_study(study_name="train_optuna", storage=storage)
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 2 and all(0.001 <= t.params["optimizer.lr"] <= 0.01 for t in trials)
+    scores = [
+        summaries(sweep_dir(tmp_path / name))[0]["best_score"] for name in ("first", "second")
+    ]
+    assert sorted(t.value for t in trials) == pytest.approx(sorted(scores))
+    results = OmegaConf.load(sweep_dir(tmp_path / "second") / "optimization_results.yaml")
+    assert results.best_value == pytest.approx(max(scores))  # the best of both sweeps
+
+
+def test_failed_jobs_are_failed_trials_and_no_results_without_a_finished_one(
+    tmp_path: Path,
+) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.create_study(direction="maximize")
+    trials = [study.ask() for _ in range(4)]
+    returns = [
+        JobReturn(_return_value=RuntimeError("no such freeze"), status=JobStatus.FAILED),
+        JobReturn(_return_value=float("nan"), status=JobStatus.COMPLETED),  # a recorded failure
+        JobReturn(_return_value=None, status=JobStatus.COMPLETED),
+        JobReturn(_return_value=0.75, status=JobStatus.COMPLETED),
+    ]
+    assert OptunaSearch.tell(study, trials, returns) == 3
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 3 + [TrialState.COMPLETE]
+    search = OptunaSearch()
+    search.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    search.write_results(study)
+    assert OmegaConf.load(tmp_path / "optimization_results.yaml").best_value == 0.75
+
+    failed = optuna.create_study(direction="maximize")
+    OptunaSearch.tell(failed, [failed.ask()], returns[:1])
+    (tmp_path / "optimization_results.yaml").unlink()
+    search.write_results(failed)
+    assert not (tmp_path / "optimization_results.yaml").exists()

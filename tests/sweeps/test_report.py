@@ -88,7 +88,9 @@ def test_rows_sorted_by_accuracy_with_failed_and_incomplete_last(sweep: Path) ->
 
 def test_report_files(sweep: Path) -> None:
     report = build_report([sweep])
-    assert {path.name for path in report.files} == {"report.md", "report.csv", "val_acc.png"}
+    assert {path.name for path in report.files} == {
+        "report.md", "report.html", "report.csv", "comparison.png", "val_acc.png", "tensorboard",
+    }  # fmt: skip
 
     table = read_csv(sweep / "report.csv")
     assert [row["job"] for row in table] == ["1", "0", "2", "3"]
@@ -100,13 +102,23 @@ def test_report_files(sweep: Path) -> None:
     markdown = (sweep / "report.md").read_text()
     assert markdown == report.markdown
     assert "Overrides of every job: `data=folder trainer.max_epochs=2`" in markdown
-    lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    jobs = markdown.split("## Jobs")[1]
+    lines = [line for line in jobs.splitlines() if line.startswith("| ")]
     assert lines[1].startswith("| 1 | freeze=none | finished | 0.9875 | 1 | 0.3456 |")
     assert "| 1,026 / 11,177,538 | 12.3 | 250.5 | checkpoints/best.ckpt |" in lines[2]
     assert "| failed: no such freeze |" in lines[3]
     assert "| incomplete: no summary.json" in lines[4]
 
     assert (sweep / "val_acc.png").read_bytes().startswith(PNG_SIGNATURE)
+    # one run per setting: the comparison says that it cannot judge
+    assert "Every group has one run: no comparison is possible" in markdown
+    assert (
+        "| 2 | freeze=none | 1 | 0.988 | - | +0.088 | no comparison possible with one" in markdown
+    )
+    assert "| 3 | freeze=bad | 0 of 1 finished | - | - | - | no finished run |" in markdown
+    page = (sweep / "report.html").read_text()
+    assert "<td>no finished run</td>" in page and '<img src="comparison.png"' in page
+    assert any((sweep / "tensorboard").glob("events.out.tfevents.*.sweep_report"))
 
 
 def test_cli_on_run_dirs_writes_to_output(
@@ -166,3 +178,33 @@ def test_multirun_writes_report_and_cli_rebuilds_it(stripes_root: Path, tmp_path
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert (sweep / "report.csv").read_text() == written
     assert "report.csv" in rebuilt.stdout
+
+
+@pytest.mark.slow
+def test_seeded_comparison_from_the_command_line(stripes_root: Path, tmp_path: Path) -> None:
+    """The documented comparison, 2 seeds x 2 learning rates: two groups of two paired runs."""
+    result = run_module(
+        "src.train", "-m", "seed=0,1", "optimizer.lr=0.001,0.003", "data=folder",
+        f"data.root={stripes_root}", 'report.baseline="optimizer.lr=0.003"', *TINY, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "train_multirun").iterdir()
+    markdown = (sweep / "report.md").read_text()
+    section = markdown.split("## Settings compared")[1].split("## Jobs")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    assert [row.split(" | ")[1:3] for row in rows] == [
+        ["optimizer.lr=0.001", "2"],
+        ["optimizer.lr=0.003", "2"],
+    ]
+    assert "difference to group 2, paired by seed" in section
+    verdict = rows[0].split(" | ")[6]
+    assert verdict in {"better", "worse", "cannot tell apart with 2 seeds"}
+    assert "| baseline | - |" in rows[1]
+    assert (sweep / "comparison.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert '<img src="comparison.png"' in (sweep / "report.html").read_text()
+    curve = json.loads((sweep / "0" / "summary.json").read_text())["curve"]
+    assert [point["epoch"] for point in curve] == [0, 1] and curve[1]["time_s"] > 0
+
+    rebuilt = run_module("src.report", str(sweep), "--baseline", "optimizer.lr=0.001", cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "difference to group 1, paired by seed" in (sweep / "report.md").read_text()

@@ -1,0 +1,1 @@
+"""The project's Optuna sweeper, where Hydra looks for plugins (`hydra_plugins.*`)."""
