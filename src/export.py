@@ -1,7 +1,8 @@
 """Export a checkpoint to ONNX: `python -m src.export ckpt_path=.../best.ckpt [output=model.onnx]`.
 
-Writes the model (uint8 images in, normalisation inside, logits out, any batch size) and a JSON
-of what serving needs, only after onnxruntime has reproduced PyTorch's logits on real images.
+Writes the model (uint8 images in, normalisation and temperature inside, logits out, any batch
+size) and a JSON of what serving needs, only after onnxruntime has reproduced PyTorch's outputs
+on real images.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 
 from src.data.images import pixel_limit
 from src.data.samples import find_image_files
+from src.models.calibration import temperature_value
 from src.models.checkpoint import load_checkpoint
 from src.models.tasks import MULTILABEL
 from src.serving.onnx_export import export_verified, parity_images, serving_metadata
@@ -42,12 +44,13 @@ def export(cfg: DictConfig) -> Path:
         list(settings["mean"]),
         list(settings["std"]),
         thresholds=model.thresholds.tolist() if model.task == MULTILABEL else None,
+        temperature=temperature_value(model.temperature, model.task),
     )
     output = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "model.onnx"
     difference = export_verified(model, metadata, images, output)
     log.info(
         "Exported %s and %s: onnxruntime matches PyTorch on %d images of %s "
-        "(largest logit difference %.2g)",
+        "(largest output difference %.2g)",
         output,
         output.with_suffix(".json").name,
         len(images),

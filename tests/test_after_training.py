@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from src.data.sources.synthetic import generate_stripes
 from tests.helpers import TINY, run_module
@@ -159,18 +160,33 @@ def predictions(run: Path) -> dict[str, dict[str, str]]:
         return {row["path"]: row for row in rows if not row["error"].startswith("skipped")}
 
 
-def test_exported_model_predicts_what_the_checkpoint_predicts(
-    workdir: Path, tmp_path: Path
-) -> None:
-    exported = run_module(
+@pytest.fixture(scope="module")
+def exported(workdir: Path) -> Path:
+    """`python -m src.export` of the trained (and calibrated) checkpoint: its model.onnx."""
+    result = run_module(
         "src.export", "ckpt_path=train/checkpoints/best.ckpt", "hydra.run.dir=export", cwd=workdir
     )
-    assert exported.returncode == 0, exported.stderr[-3000:]
-    onnx_file = workdir / "export" / "model.onnx"
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir / "export" / "model.onnx"
+
+
+def checkpoint_temperature(path: Path) -> float:
+    return float(
+        torch.load(path, map_location="cpu", weights_only=True)["state_dict"]["temperature"]
+    )
+
+
+def test_exported_model_predicts_what_the_checkpoint_predicts(
+    workdir: Path, exported: Path, tmp_path: Path
+) -> None:
+    onnx_file = exported
     metadata = json.loads(onnx_file.with_suffix(".json").read_text())
     assert metadata["class_names"] == ["horizontal", "vertical"]
     assert metadata["input"]["size"] == [32, 32] and metadata["normalisation_in_graph"]
     assert metadata["parity"]["images"] > 0 and metadata["parity"]["max_logit_difference"] < 1e-3
+    # The temperature that training fitted is the checkpoint's and the graph's.
+    temperature = checkpoint_temperature(workdir / "train" / "checkpoints" / "best.ckpt")
+    assert temperature != 1.0 and metadata["temperature"] == pytest.approx(temperature)
 
     folder = tmp_path / "mixed"
     shutil.copytree(workdir / "test", folder)
@@ -244,3 +260,36 @@ def test_inference_benchmark_compares_eager_and_onnxruntime(workdir: Path) -> No
     assert [row["batch_size"] for row in report["results"]] == [1, 2]
     assert all(row["pytorch_eager"] > 0 and row["onnxruntime"] > 0 for row in report["results"])
     assert "| 2 |" in result.stdout
+
+
+def test_training_calibrates_and_evaluate_calibrate_true_reports_before_and_after(
+    workdir: Path,
+) -> None:
+    best = workdir / "train" / "checkpoints" / "best.ckpt"
+    trained = json.loads((workdir / "train" / "evaluation" / "metrics.json").read_text())
+    calibration = trained["calibration"]
+    assert calibration["temperature"] == pytest.approx(checkpoint_temperature(best))
+    # Fitted on these very images: the loss cannot be higher than at temperature 1.
+    assert calibration["after"]["loss"] <= calibration["before"]["loss"] + 1e-6
+    assert calibration["after"]["loss"] == pytest.approx(trained["loss"])
+
+    untouched = best.read_bytes()
+    result, metrics = evaluate(workdir, "eval_calibrated", "data.root=test", "calibrate=true")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert best.read_bytes() == untouched  # the user's checkpoint is not rewritten
+    run = workdir / "eval_calibrated"
+    fitted = metrics["calibration"]
+    assert fitted["temperature"] == pytest.approx(calibration["temperature"], rel=1e-3)
+    assert "validation split" in fitted["fitted_on"]
+    assert {"before", "after"} <= fitted.keys()
+    assert fitted["after"]["loss"] == pytest.approx(metrics["loss"])
+    assert fitted["before"]["temperature"] == 1.0
+    assert checkpoint_temperature(run / "calibrated.ckpt") == pytest.approx(fitted["temperature"])
+    assert fitted["checkpoint"] == str(run / "calibrated.ckpt")
+    # The risk-coverage curve: answering everything is the accuracy.
+    assert metrics["risk_coverage"][-1]["coverage"] == 1.0
+    assert metrics["risk_coverage"][-1]["accuracy"] == pytest.approx(metrics["accuracy"])
+    for name in ("reliability", "risk_coverage"):
+        assert (run / f"{name}.png").read_bytes().startswith(b"\x89PNG"), name
+    report = (run / "report.md").read_text()
+    assert "## Calibration" in report and "## Risk and coverage" in report

@@ -1,5 +1,6 @@
-"""At the end of training, the evaluation report of the best checkpoint: in the run dir and in
-TensorBoard, so that the run's page shows its mistakes, not only its curves."""
+"""At the end of training, the best checkpoint calibrated on the validation split and its
+evaluation report: in the run dir and in TensorBoard, so that the run's page shows its mistakes,
+not only its curves."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from PIL import Image
 from src.callbacks.checkpoints import best_checkpoint_path
 from src.data.datamodule import ImageDataModule
 from src.evaluation.report import write_validation_report
-from src.evaluation.scoring import headline_metric, model_targets, probabilities_over, summary
-from src.models.checkpoint import load_classifier
+from src.evaluation.scoring import headline_metric, logits_over, model_targets, score
+from src.models.calibration import fit_temperature, temperature_value
+from src.models.checkpoint import load_classifier, save_calibrated
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +35,19 @@ SCALARS = (
 
 
 class BestCheckpointReport(Callback):
-    """Score the best checkpoint on the validation images when the fit ends (global rank 0
-    only): `<dirpath>/report.md`, metrics.json and the figures, as `python -m src.evaluate`
-    writes them, and the same figures, metrics and report in TensorBoard.
+    """When the fit ends (global rank 0 only): with `calibrate`, fit the best checkpoint's
+    temperature on the validation images and write it into best.ckpt (atomically; nothing else
+    in the file changes); then score it there: `<dirpath>/report.md`, metrics.json and the
+    figures, as `python -m src.evaluate` writes them, and the same figures, metrics and report
+    in TensorBoard.
 
     Nothing happens when no checkpoint monitored a metric (e.g. `fast_dev_run`).
     """
 
-    def __init__(self, dirpath: str | Path) -> None:
+    def __init__(self, dirpath: str | Path, calibrate: bool = True) -> None:
         super().__init__()
         self.dirpath = Path(dirpath)
+        self.calibrate = calibrate
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         best = best_checkpoint_path(trainer)
@@ -53,12 +58,23 @@ class BestCheckpointReport(Callback):
         model = load_classifier(best)
         # the trainer's device: by now the strategy's teardown has moved pl_module to the CPU
         device = trainer.strategy.root_device
-        probabilities = probabilities_over(model, scored, images.batch_size, device)
+        logits = logits_over(model, scored, images.batch_size, device)
         same_classes = list(range(len(model.class_names)))
         targets = model_targets(images.val_samples, same_classes, model)
-        metrics = summary(model, probabilities, targets)
+        fitted_on = None
+        if self.calibrate:
+            model.set_temperature(fit_temperature(logits[:, 0], targets, model.task))
+            save_calibrated(best, model, best)
+            fitted_on = f"fitted on these {len(targets)} validation images"
+            log.info(
+                "Calibrated %s: temperature %s (on the validation split)",
+                best.name,
+                temperature_value(model.temperature, model.task),
+            )
+        result = score(model, logits, targets, fitted_on=fitted_on)
+        metrics = result.metrics
         metrics.update(ckpt_path=str(best), data_root=str(images.root))
-        files = write_validation_report(self.dirpath, images, metrics, probabilities, targets)
+        files = write_validation_report(self.dirpath, images, result)
         headline = headline_metric(model)
         log.info(
             "Best checkpoint: %s %.4f, loss %.4f on %d validation images; report in %s",
