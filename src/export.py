@@ -18,9 +18,11 @@ from src.data.samples import find_image_files
 from src.models.calibration import temperature_value
 from src.models.checkpoint import load_checkpoint
 from src.models.tasks import MULTILABEL
+from src.serving.abstention import validation_answers
+from src.serving.classifiers import CheckpointClassifier
 from src.serving.onnx_export import export_verified, parity_images, serving_metadata
 from src.utils.console import quiet_known_messages
-from src.utils.errors import UserError, exit_on_user_error
+from src.utils.errors import UserError, exit_on_user_error, one_line
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,10 @@ def export(cfg: DictConfig) -> Path:
         thresholds=model.thresholds.tolist() if model.task == MULTILABEL else None,
         temperature=temperature_value(model.temperature, model.task),
     )
+    if model.task != MULTILABEL:
+        answers = exported_validation(CheckpointClassifier.of(model, trained_on), max_pixels)
+        if answers is not None:
+            metadata["validation"] = answers
     output = Path(cfg.output) if cfg.get("output") else Path(cfg.paths.output_dir) / "model.onnx"
     difference = export_verified(model, metadata, images, output)
     log.info(
@@ -58,6 +64,20 @@ def export(cfg: DictConfig) -> Path:
         difference,
     )
     return output
+
+
+def exported_validation(classifier: CheckpointClassifier, max_pixels: int) -> dict | None:
+    """The validation split's answers for predict's target_precision, or None (with a warning)
+    when the split cannot be read here."""
+    try:
+        return validation_answers(classifier, max_pixels=max_pixels)
+    except UserError as error:
+        log.warning(
+            "model.json gets no validation answers, so predict model_file=... cannot use "
+            "target_precision (min_confidence works): %s",
+            one_line(error),
+        )
+        return None
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")

@@ -293,3 +293,47 @@ def test_training_calibrates_and_evaluate_calibrate_true_reports_before_and_afte
         assert (run / f"{name}.png").read_bytes().startswith(b"\x89PNG"), name
     report = (run / "report.md").read_text()
     assert "## Calibration" in report and "## Risk and coverage" in report
+
+
+def test_predict_abstains_below_a_confidence_or_a_target_precision(
+    workdir: Path, exported: Path
+) -> None:
+    runs = {}
+    for name, args in (
+        ("min_confidence", ("ckpt_path=train/checkpoints/best.ckpt", "min_confidence=0.6")),
+        ("ckpt", ("ckpt_path=train/checkpoints/best.ckpt", "target_precision=0.5")),
+        ("onnx", (f"model_file={exported}", "target_precision=0.5")),
+    ):
+        result = run_module(
+            "src.predict", *args, "input=test", f"hydra.run.dir=abstain_{name}", cwd=workdir
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        run = workdir / f"abstain_{name}"
+        runs[name] = json.loads((run / "abstention.json").read_text()), predictions(run)
+    for abstention, rows in runs.values():
+        threshold = abstention["threshold"]
+        for row in rows.values():
+            unsure = float(row["probability"]) < threshold
+            assert (row["prediction"] == "uncertain") == unsure, row
+        uncertain = sum(row["prediction"] == "uncertain" for row in rows.values())
+        assert (abstention["uncertain"], abstention["answered"]) == (
+            uncertain,
+            len(rows) - uncertain,
+        )
+    assert runs["min_confidence"][0]["threshold"] == 0.6
+    val_files = (workdir / "train" / "val_files.txt").read_text().splitlines()
+    chosen = runs["ckpt"][0]
+    assert chosen["on_validation"]["images"] == len(val_files)
+    assert chosen["on_validation"]["precision"] >= 0.5
+    # The exported file chose the same threshold, on the answers export kept in model.json.
+    assert runs["onnx"][0]["threshold"] == pytest.approx(chosen["threshold"], abs=1e-4)
+
+    both = run_module(
+        "src.predict",
+        "ckpt_path=train/checkpoints/best.ckpt",
+        "input=test",
+        "min_confidence=0.6",
+        "target_precision=0.9",
+        cwd=workdir,
+    )
+    assert "not both" in error_line(both)
