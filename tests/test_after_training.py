@@ -337,3 +337,34 @@ def test_predict_abstains_below_a_confidence_or_a_target_precision(
         cwd=workdir,
     )
     assert "not both" in error_line(both)
+
+
+def card_cell(card: str, label: str) -> str:
+    """The value of the row `label` of a table in MODEL_CARD.md."""
+    match = re.search(rf"^\| {re.escape(label)} \| ([^|]+) \|", card, re.MULTILINE)
+    assert match, label
+    return match.group(1).strip()
+
+
+def test_the_model_card_gives_the_reports_figures(workdir: Path, exported: Path) -> None:
+    card = (exported.parent / "MODEL_CARD.md").read_text()
+    metrics = json.loads((workdir / "train" / "evaluation" / "metrics.json").read_text())
+    for key, label in (
+        ("accuracy", "accuracy"),
+        ("loss", "loss (cross-entropy)"),
+        ("macro_f1", "F1, macro average"),
+        ("expected_calibration_error", "expected calibration error"),
+    ):
+        assert float(card_cell(card, label)) == pytest.approx(metrics[key], abs=5e-5), key
+    calibration = metrics["calibration"]
+    for side, label in (("before", "before (temperature 1)"), ("after", "after")):
+        error = calibration[side]["expected_calibration_error"]
+        assert float(card_cell(card, label)) == pytest.approx(error, abs=5e-5)
+    assert f"temperature {calibration['temperature']:.4f}" in card
+    # The classes' training counts are those of the run's file list.
+    train_files = (workdir / "train" / "train_files.txt").read_text().splitlines()
+    for name in ("horizontal", "vertical"):
+        count = sum(line.endswith(f"\t{name}") for line in train_files)
+        assert card_cell(card, name) == str(count), name
+    assert f"python -m src.predict model_file={exported}" in card
+    assert "## Not evaluated on" in card
