@@ -230,7 +230,10 @@ def _training(facts: CardFacts) -> list[str]:
     hparams, run = facts.model.hparams, facts.run
     data = facts.trained_on or {}
     optimizer = {key: value for key, value in hparams.optimizer.items() if key != "_target_"}
-    augment = data.get("augment") or {}
+    augment = json.dumps(data.get("augment") or {})
+    freeze = hparams.freeze or {}
+    if freeze.get("cache_features") and not freeze.get("cached_views"):
+        augment = "none (the head trained on cached features of center crops)"
     summary = run.get("summary") or {}
     lines = [
         "## Training",
@@ -242,14 +245,14 @@ def _training(facts: CardFacts) -> list[str]:
         f"- Optimizer: `{hparams.optimizer.get('_target_')}` {json.dumps(optimizer)}; "
         f"schedule {json.dumps(hparams.scheduler)}.",
         f"- Images: {hparams.image_size} px (crop {hparams.crop_pct}), batch "
-        f"{data.get('batch_size', '-')}, augmentation {json.dumps(augment)}.",
+        f"{data.get('batch_size', '-')}, augmentation {augment}.",
         f"- Label smoothing {hparams.label_smoothing}; seed {run.get('seed', '-')}; "
         f"precision {run.get('precision', '-')}; at most {run.get('max_epochs', '-')} epochs",
     ]
     if summary:
         lines[-1] += (
             f", {summary.get('epochs')} run, the best at epoch {summary.get('best_epoch')} "
-            f"({summary.get('wall_time_s')} s)"
+            f"(the whole run {summary.get('wall_time_s')} s)"
         )
     lines[-1] += "."
     return [*lines, ""]
