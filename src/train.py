@@ -27,6 +27,7 @@ from src.finetuning.feature_cache import FeatureCache
 from src.finetuning.feature_data import CachedFeatureDataModule
 from src.finetuning.lr_finder import find_learning_rate
 from src.models.classifier import ImageClassifier
+from src.models.losses import class_weights
 from src.models.tasks import MONITORED, MULTILABEL
 from src.sweeps.ddp import launch_extra_processes_as_this_job
 from src.sweeps.jobs import overrides_of_this_run, record_failure_in_sweeps
@@ -57,8 +58,9 @@ def train(cfg: DictConfig) -> float | None:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)
-    datamodule.prepare_data()  # the classes decide the head
-    model = build_model(cfg, datamodule.class_names)
+    datamodule.prepare_data()  # the classes decide the head, their counts the class weights
+    weights = resolved_class_weights(cfg, datamodule)
+    model = build_model(cfg, datamodule.class_names, weights)
     if ckpt_path is None:
         model.load_starting_weights()
     else:
@@ -96,7 +98,24 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     return CachedFeatureDataModule(images, cache, views=cfg.freeze.get("cached_views") or 0)
 
 
-def build_model(cfg: DictConfig, class_names: list[str]) -> ImageClassifier:
+def resolved_class_weights(
+    cfg: DictConfig, datamodule: L.LightningDataModule
+) -> list[float] | None:
+    """`loss.class_weights` as one weight per class (auto: from the training split's counts)."""
+    setting = to_plain(cfg.loss).get("class_weights") if cfg.get("loss") else None
+    images = getattr(datamodule, "images", datamodule)  # under cached features: the images
+    training = images.training_samples()
+    counts = images.class_counts(training)
+    weights = class_weights(setting, images.class_names, counts, len(training), cfg.task)
+    if weights is not None:
+        shown = ", ".join(f"{n} {w:.3g}" for n, w in zip(images.class_names, weights, strict=True))
+        log.info("Class weights (loss.class_weights=%s): %s", setting, shown)
+    return weights
+
+
+def build_model(
+    cfg: DictConfig, class_names: list[str], class_weights: list[float] | None = None
+) -> ImageClassifier:
     """The LightningModule, from plain values only (what a checkpoint can hold)."""
     return ImageClassifier(
         class_names=class_names,
@@ -108,6 +127,7 @@ def build_model(cfg: DictConfig, class_names: list[str]) -> ImageClassifier:
         label_smoothing=cfg.label_smoothing,
         crop_pct=cfg.data.crop_pct,
         task=cfg.task,
+        loss={**(to_plain(cfg.get("loss")) or {}), "class_weights": class_weights},
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import compare, decode, gpu_check, models, recipes
+from benchmarks import compare, decode, gpu_check, imbalance, models, recipes
 from benchmarks.ceiling import autocast_for, ceiling_device
 from benchmarks.data import generate_jpegs, make_split
 from benchmarks.project import compose_train_config, project_overrides, with_default_callbacks
@@ -221,3 +221,18 @@ def test_models_times_each_backbone_and_gives_ratios_to_the_first(tmp_path: Path
     for run in runs.values():
         assert len(run["train_images_per_s_each_round"]) == 2 and run["eval_images_per_s"] > 0
     assert "| timm:resnet18 |" in capsys.readouterr().out
+
+
+def test_imbalance_scores_every_recipe_on_a_balanced_validation_split(tmp_path: Path) -> None:
+    source = generate_jpegs(tmp_path / "images", 12, 48)
+    report = imbalance.main(
+        [
+            "--data", str(source), "--weights", "none", "--majority", "8", "--ratio", "4",
+            "--val-per-class", "3", "--image-size", "32", "--epochs", "1", "--seeds", "0",
+            "--recipes", "none", "class_weights", "--cache-dir", str(tmp_path / "cache"),
+        ]
+    )  # fmt: skip
+    assert report["results"]["split"] == {"train horizontal": 2, "train vertical": 8}
+    for name in ("none", "class_weights"):
+        scores = report["results"]["recipes"][name]
+        assert 0 <= scores["balanced_accuracy"][0] <= 1 and 0 <= scores["macro_f1"][0] <= 1

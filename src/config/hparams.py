@@ -27,6 +27,7 @@ COMPARED_GROUPS = (
     "freeze",
     "optimizer",
     "scheduler",
+    "loss",
     "data",
     "trainer",
     "weight_averaging",

@@ -28,7 +28,7 @@ from src.data.images import pixel_limit
 from src.data.progressive_resizing import ProgressiveResizing
 from src.data.samples import Sample, relative_name, write_file_list
 from src.data.source import SampleSource, SourceSamples
-from src.data.split import predefined_split, stratified_split
+from src.data.split import assign_folds, fold_split, predefined_split, stratified_split
 from src.data.transforms import DEFAULT_CROP_PCT, Augmentation, eval_pipeline
 from src.utils.devices import default_num_workers, process_rank, wait_until
 from src.utils.errors import UserError, require_int, require_number
@@ -70,6 +70,8 @@ class ImageDataModule(L.LightningDataModule):
         evaluate_all: bool = False,
         prepare_timeout_s: float = 7200.0,
         multi_label: bool = False,
+        folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         super().__init__()
         require_int(batch_size, "data.batch_size", 1)
@@ -86,6 +88,14 @@ class ImageDataModule(L.LightningDataModule):
             )
         if num_workers is not None:
             require_int(num_workers, "data.num_workers", 0)
+        if folds is not None:
+            require_int(folds, "data.folds", 2)
+            require_int(fold, "data.fold", 0)
+            if fold >= folds:
+                raise UserError(
+                    f"data.fold={fold} with data.folds={folds}: folds count from 0, give "
+                    f"data.fold=0 to {folds - 1}"
+                )
         # Lightning stores these in checkpoints; with the class they rebuild this data module.
         self.save_hyperparameters(logger=False)
         self.hparams["_target_"] = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -111,6 +121,7 @@ class ImageDataModule(L.LightningDataModule):
         self.evaluate_all = evaluate_all
         self.prepare_timeout_s = prepare_timeout_s
         self.multi_label = multi_label
+        self.folds, self.fold = folds, fold
         self.source = self.make_source()
         self.batches = DeviceBatches(
             image_size,
@@ -197,11 +208,15 @@ class ImageDataModule(L.LightningDataModule):
     def _split(
         self, usable: list[Sample], read: SourceSamples
     ) -> tuple[list[Sample], list[Sample]]:
-        """(train, val): none trains with `evaluate_all`; else the source's split, or a seeded,
-        stratified one. Validation samples of a class that does not train are left out."""
+        """(train, val): none trains with `evaluate_all`; with `folds`, fold `fold` validates (the
+        source's folds, or stratified ones keeping its groups together); else the source's
+        split, or a seeded, stratified one. Validation samples of a class that does not train
+        are left out."""
         if self.evaluate_all:
             return [], usable
-        if read.sides is not None:
+        if self.folds is not None or read.folds is not None:
+            train, val = fold_split(usable, self.fold_assignment(usable, read), self.fold)
+        elif read.sides is not None:
             train, val = predefined_split(usable, read.sides)
         else:
             train, val = stratified_split(usable, self.val_fraction, self.split_seed)
@@ -213,6 +228,21 @@ class ImageDataModule(L.LightningDataModule):
                 f"label seen only in validation ({', '.join(missing)})"
             )
         return train, [sample for sample in val if set(sample.labels) <= trained]
+
+    def fold_assignment(self, usable: list[Sample], read: SourceSamples) -> dict[Path, int]:
+        """Each sample's fold: the source's (a label file's fold column), or `data.folds`
+        stratified folds, seeded by `data.split_seed`."""
+        if read.sides is not None:
+            raise UserError(
+                "data.folds with a split the data gives (train/ and val/ folders, or "
+                "data.split_column): drop one of them"
+            )
+        if read.folds is not None:
+            count = self.folds or max(read.folds.values()) + 1
+            if self.fold >= count:
+                raise UserError(f"data.fold={self.fold}: the data's folds are 0 to {count - 1}")
+            return {sample.path: read.folds[sample.path] for sample in usable}
+        return assign_folds(usable, self.folds, self.split_seed, read.groups)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_samples or self.val_samples:
@@ -253,6 +283,12 @@ class ImageDataModule(L.LightningDataModule):
             )
         if self.file_list_dir and self.trainer_is_global_zero:
             self.write_file_lists(self.file_list_dir)
+
+    def training_samples(self) -> list[Sample]:
+        """The training split, from `prepare_data` on (before `setup`)."""
+        if self._scanned is None:
+            self.prepare_data()
+        return self._scanned[0]
 
     @property
     def samples(self) -> list[Sample]:

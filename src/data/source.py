@@ -13,13 +13,17 @@ from src.data.samples import Sample
 @dataclass
 class SourceSamples:
     """What a source read: the class names, every candidate image with its labels (class
-    indices), what it left out and why (by name: a file, or a row of a label file), and the
-    split it defines, if any (`sides`: each sample's path -> `train` or `val`)."""
+    indices), what it left out and why (by name: a file, or a row of a label file), and what it
+    says of the split, if anything: each sample's side (`sides`: path -> `train` or `val`), fold
+    (`folds`: path -> fold number) or group (`groups`: path -> group; a group stays in one
+    fold)."""
 
     class_names: list[str]
     samples: list[Sample]
     excluded: dict[str, str] = field(default_factory=dict)
     sides: dict[Path, str] | None = None
+    folds: dict[Path, int] | None = None
+    groups: dict[Path, str] | None = None
 
 
 class SampleSource(ABC):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from src.data.samples import Sample
 from src.utils.errors import UserError
@@ -53,4 +54,59 @@ def predefined_split(
     maps each sample's path to `train` or `val`."""
     train = [sample for sample in samples if sides[sample.path] == TRAIN]
     val = [sample for sample in samples if sides[sample.path] == VAL]
+    return train, val
+
+
+def assign_folds(
+    samples: Sequence[Sample],
+    folds: int,
+    seed: int,
+    groups: Mapping[Path, str] | None = None,
+) -> dict[Path, int]:
+    """Each sample's fold (0 to `folds` - 1), seeded: the same seed, the same folds.
+
+    Stratified by iterative stratification (Sechidis et al. 2011), which balances every class
+    across the folds also when images have several: the rarest class first, each of its images
+    to the fold that most lacks that class. With `groups` (sample path -> group), a group's
+    images (the same animal, patient or scene) move together, into one fold.
+    """
+    rng = random.Random(seed)
+    units: dict[str, list[Sample]] = {}
+    for sample in sorted(samples, key=lambda s: str(s.path)):
+        key = groups[sample.path] if groups is not None else str(sample.path)
+        units.setdefault(key, []).append(sample)
+    counts = {
+        key: Counter(label for sample in members for label in sample.labels)
+        for key, members in units.items()
+    }
+    totals = Counter(label for sample in samples for label in sample.labels)
+    wanted = [{label: n / folds for label, n in totals.items()} for _ in range(folds)]
+    room = [len(samples) / folds] * folds
+    left = Counter(totals)
+    fold_of: dict[str, int] = {}
+    by_label: dict[int, list[str]] = {}
+    for key in rng.sample(list(units), len(units)):
+        for label in counts[key]:
+            by_label.setdefault(label, []).append(key)
+    while any(left.values()):
+        rarest = [label for label, n in left.items() if n > 0]
+        label = min(rarest, key=lambda candidate: (left[candidate], rng.random()))
+        for key in by_label[label]:
+            if key in fold_of:
+                continue
+            fold = max(range(folds), key=lambda j: (wanted[j][label], room[j], rng.random()))
+            fold_of[key] = fold
+            room[fold] -= len(units[key])
+            for other, n in counts[key].items():
+                wanted[fold][other] -= n
+                left[other] -= n
+    return {s.path: fold_of[key] for key, members in units.items() for s in members}
+
+
+def fold_split(
+    samples: Sequence[Sample], fold_of: Mapping[Path, int], fold: int
+) -> tuple[list[Sample], list[Sample]]:
+    """(train, val): fold `fold` validates, the others train."""
+    train = [sample for sample in samples if fold_of[sample.path] != fold]
+    val = [sample for sample in samples if fold_of[sample.path] == fold]
     return train, val

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -175,9 +176,10 @@ def write_validation_report(
     scored: Scored,
     explain: Explainer | None = None,
 ) -> dict[str, Path]:
-    """`write_report` for the data module's validation images, shown as the model saw them."""
+    """`write_report` for the data module's validation images, shown as the model saw them, and
+    predictions.csv: each image's given classes and every class's (calibrated) probability."""
     images = datamodule.eval_dataset(datamodule.val_samples)
-    return write_report(
+    files = write_report(
         directory,
         scored.metrics,
         scored.probabilities,
@@ -187,6 +189,33 @@ def write_validation_report(
         explain=explain,
         uncalibrated=scored.uncalibrated,
     )
+    files["predictions"] = write_predictions(
+        directory / PREDICTIONS_CSV,
+        datamodule,
+        scored.metrics["class_names"],
+        scored.probabilities,
+    )
+    return files
+
+
+#: Each scored image's given classes and probabilities (the out-of-fold predictions of k-fold
+#: runs are these files, gathered by the sweep report).
+PREDICTIONS_CSV = "predictions.csv"
+
+
+def write_predictions(
+    path: Path, datamodule: ImageDataModule, class_names: list[str], probabilities: torch.Tensor
+) -> Path:
+    """One row per validation image: its path, its given classes (joined by `;`, by name, in the
+    data's classes) and the model's probability of each of the model's classes."""
+    data_classes = datamodule.class_names
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "labels", *(f"p_{name}" for name in class_names)])
+        for sample, row in zip(datamodule.val_samples, probabilities, strict=True):
+            given = ";".join(data_classes[label] for label in sample.labels)
+            writer.writerow([str(sample.path), given, *(f"{float(p):.6f}" for p in row)])
+    return path
 
 
 def tta_lines(tta: dict[str, Any] | None) -> list[str]:

@@ -23,12 +23,12 @@ from src.finetuning.finetuner import FineTuner
 from src.finetuning.gradual_unfreezing import GradualUnfreezing
 from src.finetuning.optimization import configure_optimization
 from src.models.calibration import rescale_thresholds, scaled_probabilities, temperature_size
+from src.models.losses import build_loss
 from src.models.tasks import (
     MONITORED,
     MULTILABEL,
     best_f1_thresholds,
     check_task,
-    multilabel_loss,
 )
 from src.networks.source import build_network, network_source
 from src.networks.weights import load_starting_weights
@@ -59,6 +59,7 @@ class ImageClassifier(L.LightningModule):
         label_smoothing: float = 0.0,
         crop_pct: float = DEFAULT_CROP_PCT,
         task: str = "multiclass",
+        loss: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         check_task(task)
@@ -88,7 +89,7 @@ class ImageClassifier(L.LightningModule):
         self.register_buffer("temperature", torch.ones(size))
         #: The validation metric the best checkpoint follows (val/acc, or val/map).
         self.monitor = MONITORED[task]
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.criterion = build_loss(task, loss, label_smoothing)
         num_classes = len(self.class_names)
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.val_loss = MeanMetric(nan_strategy="disable")
@@ -204,8 +205,6 @@ class ImageClassifier(L.LightningModule):
         # 2-D inputs are cached backbone features (float32 as computed): only the head runs.
         features = inputs.dim() == 2
         logits = self.head(self._dropped(inputs.to(self.mean.dtype))) if features else self(inputs)
-        if self.task == MULTILABEL:
-            return logits, multilabel_loss(logits, targets, self.criterion.label_smoothing)
         return logits, self.criterion(logits, targets)
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor]):

@@ -5,7 +5,6 @@ precision, a decision threshold per class)."""
 from __future__ import annotations
 
 import torch
-from torch.nn import functional
 
 from src.utils.errors import UserError
 
@@ -26,14 +25,6 @@ def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
     """Class probabilities: a softmax over the classes, or a sigmoid per class."""
     logits = logits.float()
     return logits.sigmoid() if task == MULTILABEL else logits.softmax(dim=1)
-
-
-def multilabel_loss(
-    logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0
-) -> torch.Tensor:
-    """Binary cross-entropy of each class, averaged; smoothing moves targets towards 1/2."""
-    targets = targets.to(logits.dtype) * (1 - label_smoothing) + label_smoothing / 2
-    return functional.binary_cross_entropy_with_logits(logits, targets)
 
 
 def best_f1_thresholds(

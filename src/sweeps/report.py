@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from src.callbacks.run_summary import SUMMARY_FILE
+from src.sweeps.folds import cross_validation
 from src.utils.errors import UserError, one_line
 
 METRICS_FILE = Path("csv") / "metrics.csv"
@@ -322,11 +323,13 @@ def build_report(paths: Sequence[str | Path], output: str | Path | None = None) 
     output = Path(output)
     rows = collect_rows(paths)
     output.mkdir(parents=True, exist_ok=True)
-    markdown = markdown_table(rows, base=output)
+    folds, fold_files = cross_validation(rows, output)
+    markdown = markdown_table(rows, base=output) + "\n".join(folds) + ("\n" if folds else "")
     (output / REPORT_MD).write_text(markdown, encoding="utf-8")
     files = [
         output / REPORT_MD,
         write_csv(rows, output / REPORT_CSV),
         write_plot(rows, output / REPORT_PNG),
+        *fold_files,
     ]
     return Report(rows=rows, markdown=markdown, files=files)

@@ -376,6 +376,21 @@ def resnet_stages(*blocks: int) -> Check:
     return check
 
 
+def trains_with_the_loss(name: str, gamma: float) -> Check:
+    """The module's loss is `name` with `gamma` (focal's down-weighting; cross-entropy: 0): on a
+    fixed batch it gives (1 - p_true) ** gamma times each image's cross-entropy."""
+
+    def check(run: Run) -> None:
+        criterion = run.trainer.lightning_module.criterion
+        assert run.checkpoint()["hyper_parameters"]["loss"]["name"] == name
+        logits, targets = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0])
+        p_true = logits.softmax(dim=1)[:, 0]
+        expected = ((1 - p_true) ** gamma * -p_true.log()).mean()
+        assert float(criterion.cpu()(logits, targets)) == pytest.approx(float(expected), rel=1e-5)
+
+    return check
+
+
 def built_by(source: str, module: str) -> Check:
     """The network came from `source` (the class's module is `module`), and the checkpoint says
     so, so that evaluate and predict rebuild it from the same source."""
@@ -667,6 +682,8 @@ EFFECTS: dict[tuple[str, str], Effect] = {
     ("logger", "default"): Effect(leaves_logs(tensorboard=True, csv_file=True), the_defaults),
     ("logger", "none"): Effect(leaves_logs(tensorboard=False, csv_file=False)),
     ("logger", "tensorboard"): Effect(leaves_logs(tensorboard=True, csv_file=False)),
+    ("loss", "cross_entropy"): Effect(trains_with_the_loss("cross_entropy", 0.0), the_defaults),
+    ("loss", "focal"): Effect(trains_with_the_loss("focal", 2.0)),
     ("model", "resnet34"): Effect(
         all_of(RESNET34, built_by("torchvision", "torchvision.models.resnet")),
         the_model_on_the_stripes,

@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional
 
 from src.data.transforms import mix_multi_hot
-from src.models.tasks import multilabel_loss
+from src.models.losses import ClassificationLoss
 from src.train import train
 from tests.helpers import TINY, run_module
 from tests.helpers.labelled_shapes import SHAPES, write_shapes_csv
@@ -24,7 +24,8 @@ def test_the_loss_is_binary_cross_entropy_of_smoothed_targets() -> None:
     targets = torch.tensor([[1.0, 0.0, 1.0]])
     smoothed = torch.tensor([[0.95, 0.05, 0.95]])  # 0.1 of smoothing moves them towards 1/2
     expected = functional.binary_cross_entropy(logits.sigmoid(), smoothed)
-    assert multilabel_loss(logits, targets, 0.1) == pytest.approx(float(expected), rel=1e-6)
+    loss = ClassificationLoss("multilabel", label_smoothing=0.1)(logits, targets)
+    assert loss == pytest.approx(float(expected), rel=1e-6)
 
 
 @pytest.mark.parametrize(("mixup", "cutmix"), [(1.0, 0.0), (0.0, 1.0)])

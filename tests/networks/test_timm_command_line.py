@@ -42,7 +42,7 @@ def test_trained_evaluated_exported_and_predicted(
     unseen = generate_stripes(tmp_path / "unseen", 6, 40, seed=11)
     ckpt = "ckpt_path=train/checkpoints/best.ckpt"
     evaluated = run_module(
-        "src.evaluate", ckpt, f"data.root={unseen}", "hydra.run.dir=eval", cwd=tmp_path
+        "src.evaluate", ckpt, f"data.root={unseen}", "tta=flip", "hydra.run.dir=eval", cwd=tmp_path
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())

@@ -14,8 +14,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize(
     "trainer_overrides",
-    [["trainer=ddp", "trainer.accelerator=cpu"], ["trainer.accelerator=cpu", "trainer.devices=2"]],
-    ids=["trainer=ddp", "trainer.devices=2"],
+    [
+        ["trainer=ddp", "trainer.accelerator=cpu"],
+        ["trainer.accelerator=cpu", "trainer.devices=2", "model=timm"],  # timm's ResNet18
+    ],
+    ids=["trainer=ddp", "trainer.devices=2 timm"],
 )
 def test_two_processes_share_one_run_dir(
     trainer_overrides: list[str], stripes_root: Path, tmp_path: Path

@@ -1,6 +1,8 @@
 """A label file (`data=csv data.csv=path/to/labels.csv`): a header row, then one row per image
 with its path (relative to the file's folder, or `data.root`, or absolute) and its label, or
-with `data.label_separator` several labels; optionally a split column (`train` / `val`).
+with `data.label_separator` several labels; optionally a split column (`train` / `val`), a fold
+column (fold numbers, for `data.fold`) and a group column (images of one group stay in one fold
+of `data.folds`).
 
 A row that cannot be used is left out and listed with the reason, as unusable files are; a file
 that cannot be read as a table stops the run at once, naming the line.
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,9 @@ class Row:
     line: int
     path: Path
     labels: tuple[str, ...]
-    side: str | None
+    side: str | None = None
+    fold: int | None = None
+    group: str | None = None
 
 
 class CsvSource(SampleSource):
@@ -50,6 +54,8 @@ class CsvSource(SampleSource):
         label_column: str = "label",
         label_separator: str | None = None,
         split_column: str | None = None,
+        fold_column: str | None = None,
+        group_column: str | None = None,
     ) -> None:
         self.csv_file = Path(csv_file).expanduser()
         self.root = Path(root).expanduser() if root else self.csv_file.parent
@@ -57,6 +63,8 @@ class CsvSource(SampleSource):
         self.label_column = label_column
         self.label_separator = label_separator or None
         self.split_column = split_column or None
+        self.fold_column = fold_column or None
+        self.group_column = group_column or None
 
     def read(self, whole: bool = False) -> SourceSamples:
         excluded: dict[str, str] = {}
@@ -64,10 +72,15 @@ class CsvSource(SampleSource):
         class_names = sorted({label for row in rows for label in row.labels})
         index = {name: position for position, name in enumerate(class_names)}
         samples = [Sample(row.path, tuple(index[name] for name in row.labels)) for row in rows]
-        sides = None
-        if self.split_column and not whole:
-            sides = {row.path: row.side for row in rows}
-        return SourceSamples(class_names, samples, excluded, sides)
+        split = not whole
+        return SourceSamples(
+            class_names,
+            samples,
+            excluded,
+            sides={row.path: row.side for row in rows} if self.split_column and split else None,
+            folds={row.path: row.fold for row in rows} if self.fold_column and split else None,
+            groups={row.path: row.group for row in rows} if self.group_column else None,
+        )
 
     # ------------------------------------------------------------ the rows
     def _lines(self) -> Iterator[tuple[int, dict[str, str]]]:
@@ -105,6 +118,8 @@ class CsvSource(SampleSource):
             "data.path_column": self.path_column,
             "data.label_column": self.label_column,
             "data.split_column": self.split_column,
+            "data.fold_column": self.fold_column,
+            "data.group_column": self.group_column,
         }
         columns = {}
         for setting, column in wanted.items():
@@ -172,14 +187,22 @@ class CsvSource(SampleSource):
         if not path.is_file():
             excluded[shown] = "missing file"
             return None
-        side = None
+        row = Row(line, path, labels)
+        if self.group_column:
+            row = replace(row, group=cells[self.group_column].strip() or f"line {line}")
         if self.split_column and use_split:
             value = cells[self.split_column].strip()
-            side = SIDES.get(value.lower())
-            if side is None:
+            if value.lower() not in SIDES:
                 excluded[shown] = f"split {value!r} is neither train nor val"
                 return None
-        return Row(line, path, labels, side)
+            row = replace(row, side=SIDES[value.lower()])
+        if self.fold_column and use_split:
+            value = cells[self.fold_column].strip()
+            if not value.isdigit():
+                excluded[shown] = f"fold {value!r} is not a fold number (0, 1, ...)"
+                return None
+            row = replace(row, fold=int(value))
+        return row
 
     def _labels(self, cell: str) -> tuple[str, ...]:
         parts = cell.split(self.label_separator) if self.label_separator else [cell]
@@ -197,6 +220,8 @@ class CsvDataModule(ImageDataModule):
         label_column: str = "label",
         label_separator: str | None = None,
         split_column: str | None = None,
+        fold_column: str | None = None,
+        group_column: str | None = None,
         **settings: Any,
     ) -> None:
         super().__init__(**settings)
@@ -212,4 +237,6 @@ class CsvDataModule(ImageDataModule):
             settings.label_column,
             settings.label_separator,
             settings.split_column,
+            settings.fold_column,
+            settings.group_column,
         )
