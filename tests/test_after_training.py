@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from src.data.sources.synthetic import generate_stripes
 from tests.helpers import TINY, run_module
@@ -175,18 +176,33 @@ def test_evaluate_and_predict_give_the_same_probabilities(workdir: Path) -> None
             assert csv_rows[image] == pytest.approx(probability, abs=1e-6), (precision, image)
 
 
-def test_exported_model_predicts_what_the_checkpoint_predicts(
-    workdir: Path, tmp_path: Path
-) -> None:
-    exported = run_module(
+@pytest.fixture(scope="module")
+def exported(workdir: Path) -> Path:
+    """`python -m src.export` of the trained (and calibrated) checkpoint: its model.onnx."""
+    result = run_module(
         "src.export", "ckpt_path=train/checkpoints/best.ckpt", "hydra.run.dir=export", cwd=workdir
     )
-    assert exported.returncode == 0, exported.stderr[-3000:]
-    onnx_file = workdir / "export" / "model.onnx"
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir / "export" / "model.onnx"
+
+
+def checkpoint_temperature(path: Path) -> float:
+    return float(
+        torch.load(path, map_location="cpu", weights_only=True)["state_dict"]["temperature"]
+    )
+
+
+def test_exported_model_predicts_what_the_checkpoint_predicts(
+    workdir: Path, exported: Path, tmp_path: Path
+) -> None:
+    onnx_file = exported
     metadata = json.loads(onnx_file.with_suffix(".json").read_text())
     assert metadata["class_names"] == ["horizontal", "vertical"]
     assert metadata["input"]["size"] == [32, 32] and metadata["normalisation_in_graph"]
     assert metadata["parity"]["images"] > 0 and metadata["parity"]["max_logit_difference"] < 1e-3
+    # The temperature that training fitted is the checkpoint's and the graph's.
+    temperature = checkpoint_temperature(workdir / "train" / "checkpoints" / "best.ckpt")
+    assert temperature != 1.0 and metadata["temperature"] == pytest.approx(temperature)
 
     folder = tmp_path / "mixed"
     shutil.copytree(workdir / "test", folder)
@@ -260,3 +276,111 @@ def test_inference_benchmark_compares_eager_and_onnxruntime(workdir: Path) -> No
     assert [row["batch_size"] for row in report["results"]] == [1, 2]
     assert all(row["pytorch_eager"] > 0 and row["onnxruntime"] > 0 for row in report["results"])
     assert "| 2 |" in result.stdout
+
+
+def test_training_calibrates_and_evaluate_calibrate_true_reports_before_and_after(
+    workdir: Path,
+) -> None:
+    best = workdir / "train" / "checkpoints" / "best.ckpt"
+    trained = json.loads((workdir / "train" / "evaluation" / "metrics.json").read_text())
+    calibration = trained["calibration"]
+    assert calibration["temperature"] == pytest.approx(checkpoint_temperature(best))
+    # Fitted on these very images: the loss cannot be higher than at temperature 1.
+    assert calibration["after"]["loss"] <= calibration["before"]["loss"] + 1e-6
+    assert calibration["after"]["loss"] == pytest.approx(trained["loss"])
+
+    untouched = best.read_bytes()
+    result, metrics = evaluate(workdir, "eval_calibrated", "data.root=test", "calibrate=true")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert best.read_bytes() == untouched  # the user's checkpoint is not rewritten
+    run = workdir / "eval_calibrated"
+    fitted = metrics["calibration"]
+    assert fitted["temperature"] == pytest.approx(calibration["temperature"], rel=1e-3)
+    assert "validation split" in fitted["fitted_on"]
+    assert {"before", "after"} <= fitted.keys()
+    assert fitted["after"]["loss"] == pytest.approx(metrics["loss"])
+    assert fitted["before"]["temperature"] == 1.0
+    assert checkpoint_temperature(run / "calibrated.ckpt") == pytest.approx(fitted["temperature"])
+    assert fitted["checkpoint"] == str(run / "calibrated.ckpt")
+    # The risk-coverage curve: answering everything is the accuracy.
+    assert metrics["risk_coverage"][-1]["coverage"] == 1.0
+    assert metrics["risk_coverage"][-1]["accuracy"] == pytest.approx(metrics["accuracy"])
+    for name in ("reliability", "risk_coverage"):
+        assert (run / f"{name}.png").read_bytes().startswith(b"\x89PNG"), name
+    report = (run / "report.md").read_text()
+    assert "## Calibration" in report and "## Risk and coverage" in report
+
+
+def test_predict_abstains_below_a_confidence_or_a_target_precision(
+    workdir: Path, exported: Path
+) -> None:
+    runs = {}
+    for name, args in (
+        ("min_confidence", ("ckpt_path=train/checkpoints/best.ckpt", "min_confidence=0.6")),
+        ("ckpt", ("ckpt_path=train/checkpoints/best.ckpt", "target_precision=0.5")),
+        ("onnx", (f"model_file={exported}", "target_precision=0.5")),
+    ):
+        result = run_module(
+            "src.predict", *args, "input=test", f"hydra.run.dir=abstain_{name}", cwd=workdir
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        run = workdir / f"abstain_{name}"
+        runs[name] = json.loads((run / "abstention.json").read_text()), predictions(run)
+    for abstention, rows in runs.values():
+        threshold = abstention["threshold"]
+        for row in rows.values():
+            unsure = float(row["probability"]) < threshold
+            assert (row["prediction"] == "uncertain") == unsure, row
+        uncertain = sum(row["prediction"] == "uncertain" for row in rows.values())
+        assert (abstention["uncertain"], abstention["answered"]) == (
+            uncertain,
+            len(rows) - uncertain,
+        )
+    assert runs["min_confidence"][0]["threshold"] == 0.6
+    val_files = (workdir / "train" / "val_files.txt").read_text().splitlines()
+    chosen = runs["ckpt"][0]
+    assert chosen["on_validation"]["images"] == len(val_files)
+    assert chosen["on_validation"]["precision"] >= 0.5
+    # The exported file chose the same threshold, on the answers export kept in model.json.
+    assert runs["onnx"][0]["threshold"] == pytest.approx(chosen["threshold"], abs=1e-4)
+
+    both = run_module(
+        "src.predict",
+        "ckpt_path=train/checkpoints/best.ckpt",
+        "input=test",
+        "min_confidence=0.6",
+        "target_precision=0.9",
+        cwd=workdir,
+    )
+    assert "not both" in error_line(both)
+
+
+def card_cell(card: str, label: str) -> str:
+    """The value of the row `label` of a table in MODEL_CARD.md."""
+    match = re.search(rf"^\| {re.escape(label)} \| ([^|]+) \|", card, re.MULTILINE)
+    assert match, label
+    return match.group(1).strip()
+
+
+def test_the_model_card_gives_the_reports_figures(workdir: Path, exported: Path) -> None:
+    card = (exported.parent / "MODEL_CARD.md").read_text()
+    metrics = json.loads((workdir / "train" / "evaluation" / "metrics.json").read_text())
+    for key, label in (
+        ("accuracy", "accuracy"),
+        ("loss", "loss (cross-entropy)"),
+        ("macro_f1", "F1, macro average"),
+        ("expected_calibration_error", "expected calibration error"),
+    ):
+        assert float(card_cell(card, label)) == pytest.approx(metrics[key], abs=5e-5), key
+    calibration = metrics["calibration"]
+    for side, label in (("before", "before (temperature 1)"), ("after", "after")):
+        error = calibration[side]["expected_calibration_error"]
+        assert float(card_cell(card, label)) == pytest.approx(error, abs=5e-5)
+    assert f"temperature {calibration['temperature']:.4f}" in card
+    # The classes' training counts are those of the run's file list.
+    train_files = (workdir / "train" / "train_files.txt").read_text().splitlines()
+    for name in ("horizontal", "vertical"):
+        count = sum(line.endswith(f"\t{name}") for line in train_files)
+        assert card_cell(card, name) == str(count), name
+    assert f"python -m src.predict model_file={exported}" in card
+    assert "## Not evaluated on" in card

@@ -97,28 +97,61 @@ def curves_figure(
     return figure
 
 
-def reliability_figure(probabilities: torch.Tensor, targets: torch.Tensor) -> Figure:
-    """Accuracy against confidence in equal-width bins: on the diagonal when calibrated."""
-    confidence, predictions = probabilities.max(dim=1)
-    correct = (predictions == targets).float()
+def draw_reliability(ax: Axes, confidence: torch.Tensor, outcome: torch.Tensor, title: str) -> None:
+    """Observed frequency against confidence in equal-width bins, each bar's count above it: on
+    the diagonal when calibrated."""
+    outcome = outcome.float()
     edges = torch.linspace(0, 1, CALIBRATION_BINS + 1)
-    centers, accuracy, counts = [], [], []
+    centers, observed, counts = [], [], []
     for low, high in itertools.pairwise(edges):
         chosen = (confidence > low) & (confidence <= high)
         if chosen.any():
             centers.append(float((low + high) / 2))
-            accuracy.append(float(correct[chosen].mean()))
+            observed.append(float(outcome[chosen].mean()))
             counts.append(int(chosen.sum()))
-    figure = Figure(figsize=(5.5, 5), layout="constrained")
-    ax = figure.subplots()
-    ax.bar(centers, accuracy, width=1 / CALIBRATION_BINS, edgecolor="black", label="accuracy")
+    ax.bar(centers, observed, width=1 / CALIBRATION_BINS, edgecolor="black", label="observed")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="calibrated")
-    for x, y, n in zip(centers, accuracy, counts, strict=True):
+    for x, y, n in zip(centers, observed, counts, strict=True):
         ax.text(x, y + 0.01, str(n), ha="center", fontsize=7)
-    ax.set(xlabel="confidence (top probability)", ylabel="accuracy", title="reliability")
+    ax.set(title=title)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.08)
     ax.legend(loc="upper left", fontsize=8)
+
+
+def reliability_figure(
+    panels: Sequence[tuple[str, torch.Tensor, torch.Tensor]], multi_label: bool = False
+) -> Figure:
+    """One reliability diagram per (title, confidence, outcome) panel, side by side (before and
+    after calibration). One class per image: accuracy against the top probability; several:
+    how often a class applies against its probability."""
+    figure = Figure(figsize=(5.5 * len(panels), 5), layout="constrained")
+    axes = figure.subplots(1, len(panels), squeeze=False).flat
+    for ax, (title, confidence, outcome) in zip(axes, panels, strict=True):
+        draw_reliability(ax, confidence, outcome, title)
+        if multi_label:
+            ax.set(xlabel="probability of a class", ylabel="share of images with the class")
+        else:
+            ax.set(xlabel="confidence (top probability)", ylabel="accuracy")
+    return figure
+
+
+def risk_coverage_figure(curves: Sequence[tuple[str, dict[str, torch.Tensor]]]) -> Figure:
+    """Accuracy of the answered images against the share answered, answering the most confident
+    first, for each (label, `selective_curve`)."""
+    figure = Figure(figsize=(5.5, 5), layout="constrained")
+    ax = figure.subplots()
+    for label, curve in curves:
+        ax.step(curve["coverage"].numpy(), curve["precision"].numpy(), where="post", label=label)
+    ax.set(
+        xlabel="coverage (share of the images answered)",
+        ylabel="accuracy of the answered images",
+        title="risk-coverage",
+    )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(None, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
     return figure
 
 
@@ -152,10 +185,9 @@ def write_figures(
     class_names: Sequence[str],
     matrix: np.ndarray,
 ) -> dict[str, Path]:
-    """confusion_matrix.png, roc_pr_curves.png and reliability.png in `directory`."""
+    """confusion_matrix.png and roc_pr_curves.png in `directory`."""
     drawings: dict[str, Callable[[], Figure]] = {
         "confusion_matrix": lambda: confusion_figure(matrix, class_names),
         "roc_pr_curves": lambda: curves_figure(probabilities, targets, class_names),
-        "reliability": lambda: reliability_figure(probabilities, targets),
     }
     return {name: save_png(draw(), directory / f"{name}.png") for name, draw in drawings.items()}

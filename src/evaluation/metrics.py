@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torchmetrics.functional.classification import (
+    binary_calibration_error,
     multiclass_auroc,
     multiclass_average_precision,
     multiclass_calibration_error,
@@ -24,6 +25,29 @@ def per_image_losses(probabilities: torch.Tensor, targets: torch.Tensor) -> torc
     """Cross-entropy of each image: minus the log of the probability of its true class."""
     picked = probabilities[torch.arange(len(targets)), targets].clamp(min=1e-12)
     return -picked.log()
+
+
+def reliability_pairs(
+    probabilities: torch.Tensor, targets: torch.Tensor, multi_label: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(confidence, outcome): what calibration compares. One class per image: the top
+    probability and whether its class is the true one; several: every class's probability of
+    every image and whether the class applies."""
+    if multi_label:
+        return probabilities.flatten(), targets.flatten().bool()
+    confidence, predicted = probabilities.max(dim=1)
+    return confidence, predicted == targets
+
+
+def calibration_error(
+    probabilities: torch.Tensor, targets: torch.Tensor, multi_label: bool = False
+) -> float:
+    """Expected calibration error: the mean |accuracy - confidence| over `CALIBRATION_BINS`
+    equal-width confidence bins, weighted by their share of the pairs (0: calibrated)."""
+    confidence, outcome = reliability_pairs(probabilities, targets, multi_label)
+    if len(confidence) == 0:
+        return float("nan")
+    return float(binary_calibration_error(confidence, outcome.long(), n_bins=CALIBRATION_BINS))
 
 
 def summarise(

@@ -16,6 +16,8 @@ from torchmetrics.functional.classification import (
     multilabel_precision_recall_curve,
 )
 
+from src.evaluation.metrics import calibration_error
+
 
 def per_image_losses(probabilities: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of each image, summed over the classes."""
@@ -45,7 +47,8 @@ def summarise_multilabel(
     """Mean average precision (macro, over the classes that have images) and per class: average
     precision, and at `thresholds` precision, recall, F1, support and the counts of true
     positives, false positives and false negatives; F1 macro, micro and per sample, the share of
-    images whose predicted set is exactly right, and the loss (binary cross-entropy). A class
+    images whose predicted set is exactly right, the loss (binary cross-entropy) and the expected
+    calibration error over every (image, class) pair. A class
     without images gets None where a score needs them."""
     truth = targets.bool()
     predicted = probabilities >= thresholds.to(probabilities.dtype)
@@ -88,6 +91,7 @@ def summarise_multilabel(
         "f1_micro": float(2 * tp.sum() / totals) if int(totals) else 0.0,
         "f1_samples": float(per_sample_f1.mean()),
         "loss": float(per_image_losses(probabilities, targets).mean() / len(class_names)),
+        "expected_calibration_error": calibration_error(probabilities, targets, multi_label=True),
         "per_class": per_class,
         "class_names": class_names,
         "thresholds": [float(value) for value in thresholds],
@@ -145,6 +149,7 @@ def markdown_lines(metrics: dict[str, Any]) -> list[str]:
         ("f1_micro", "F1, micro average"),
         ("f1_samples", "F1, per image"),
         ("loss", "loss (binary cross-entropy)"),
+        ("expected_calibration_error", "expected calibration error (every image and class)"),
     )
     lines = [
         "| metric | value |",
@@ -161,6 +166,6 @@ def markdown_lines(metrics: dict[str, Any]) -> list[str]:
         )
         counts = f"{row['true_positives']} | {row['false_positives']} | {row['false_negatives']}"
         lines.append(
-            f"| {name} | {row['support']} | {scores} | {counts} | {row['threshold']:.2f} |"
+            f"| {name} | {row['support']} | {scores} | {counts} | {row['threshold']:.3f} |"
         )
     return lines

@@ -14,8 +14,16 @@ import torch
 from src.data.datamodule import ImageDataModule
 from src.evaluation import multilabel
 from src.evaluation.attribution import Explainer
-from src.evaluation.figures import gallery_figure, save_png, write_figures
-from src.evaluation.metrics import per_image_losses
+from src.evaluation.figures import (
+    gallery_figure,
+    reliability_figure,
+    risk_coverage_figure,
+    save_png,
+    write_figures,
+)
+from src.evaluation.metrics import per_image_losses, reliability_pairs
+from src.evaluation.scoring import Scored
+from src.evaluation.selective import answers, selective_curve
 from src.utils.io import write_atomically
 
 #: Images in the top-losses gallery.
@@ -46,11 +54,14 @@ def write_report(
     image_of: Callable[[int], torch.Tensor],
     names: Sequence[str],
     explain: Explainer | None = None,
+    uncalibrated: torch.Tensor | None = None,
 ) -> dict[str, Path]:
     """Write metrics.json, the figures, top_losses.png and report.md; returns the files.
 
     `image_of(i)` is the i-th scored image as the model saw it (uint8 [3, H, W]) and `names[i]`
-    its file name; `explain(images, classes)` gives heat maps drawn over the top-losses gallery.
+    its file name; `explain(images, classes)` gives heat maps drawn over the top-losses gallery;
+    `uncalibrated` (the probabilities at temperature 1, when the model's differs) adds the
+    before side of the calibration figures.
     """
     directory.mkdir(parents=True, exist_ok=True)
     multi_label = metrics.get("task") == "multilabel"
@@ -67,6 +78,7 @@ def write_report(
         matrix = np.array(metrics["confusion_matrix"])
         files = write_figures(directory, probabilities, targets, metrics["class_names"], matrix)
         losses = per_image_losses(probabilities, targets)
+    files |= calibration_figures(directory, metrics, probabilities, targets, uncalibrated)
     worst = top_losses(losses)
     describe = _multilabel_loss_row if multi_label else _loss_row
     metrics["top_losses"] = [
@@ -124,28 +136,64 @@ def _multilabel_loss_row(
     }
 
 
-def write_validation_report(
+def calibration_figures(
     directory: Path,
-    datamodule: ImageDataModule,
     metrics: dict[str, Any],
     probabilities: torch.Tensor,
     targets: torch.Tensor,
+    uncalibrated: torch.Tensor | None,
+) -> dict[str, Path]:
+    """reliability.png (before and after calibration, side by side, when the model's temperature
+    is not 1) and for one class per image risk_coverage.png."""
+    multi_label = metrics.get("task") == "multilabel"
+    temperature = temperature_text(metrics["calibration"]["temperature"])
+    panels = [("reliability", *reliability_pairs(probabilities, targets, multi_label))]
+    if uncalibrated is not None:
+        panels = [
+            ("before: temperature 1", *reliability_pairs(uncalibrated, targets, multi_label)),
+            (f"after: temperature {temperature}", *panels[0][1:]),
+        ]
+    figure = reliability_figure(panels, multi_label)
+    files = {"reliability": save_png(figure, directory / "reliability.png")}
+    if not multi_label:
+        # One temperature keeps every image's rank: the curve is the same before and after.
+        curves = [(f"temperature {temperature}", selective_curve(*answers(probabilities, targets)))]
+        figure = risk_coverage_figure(curves)
+        files["risk_coverage"] = save_png(figure, directory / "risk_coverage.png")
+    return files
+
+
+def temperature_text(temperature: float | list[float]) -> str:
+    """One temperature, or the range of a multi-label model's per-class ones."""
+    if isinstance(temperature, list):
+        return f"per class, {min(temperature):.3g} to {max(temperature):.3g}"
+    return f"{temperature:.3g}"
+
+
+def write_validation_report(
+    directory: Path,
+    datamodule: ImageDataModule,
+    scored: Scored,
     explain: Explainer | None = None,
 ) -> dict[str, Path]:
     """`write_report` for the data module's validation images, shown as the model saw them, and
-    predictions.csv: each image's given classes and every class's probability."""
-    scored = datamodule.eval_dataset(datamodule.val_samples)
+    predictions.csv: each image's given classes and every class's (calibrated) probability."""
+    images = datamodule.eval_dataset(datamodule.val_samples)
     files = write_report(
         directory,
-        metrics,
-        probabilities,
-        targets,
-        image_of=lambda index: scored[index][0],
+        scored.metrics,
+        scored.probabilities,
+        scored.targets,
+        image_of=lambda index: images[index][0],
         names=[sample.path.name for sample in datamodule.val_samples],
         explain=explain,
+        uncalibrated=scored.uncalibrated,
     )
     files["predictions"] = write_predictions(
-        directory / PREDICTIONS_CSV, datamodule, metrics["class_names"], probabilities
+        directory / PREDICTIONS_CSV,
+        datamodule,
+        scored.metrics["class_names"],
+        scored.probabilities,
     )
     return files
 
@@ -201,6 +249,59 @@ def single_label_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def calibration_lines(metrics: dict[str, Any]) -> list[str]:
+    """The temperature, where it was fitted, and the loss and calibration error before and after."""
+    calibration = metrics.get("calibration")
+    if not calibration:
+        return []
+    temperature = temperature_text(calibration["temperature"])
+    if "before" not in calibration:
+        return [
+            "## Calibration",
+            "",
+            f"Temperature {temperature}: the probabilities are not calibrated "
+            "(python -m src.evaluate calibrate=true fits a temperature on the validation split).",
+            "",
+        ]
+    where = calibration.get("fitted_on") or "the checkpoint's"
+    rows = [
+        f"| {side} | {temperature_text(calibration[side]['temperature'])} | "
+        f"{calibration[side]['expected_calibration_error']:.4f} | {calibration[side]['loss']:.4f} |"
+        for side in ("before", "after")
+    ]
+    return [
+        "## Calibration",
+        "",
+        f"Temperature {temperature} ({where}); every other number of this report is at it.",
+        "",
+        "| | temperature | expected calibration error | loss |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def risk_coverage_lines(metrics: dict[str, Any]) -> list[str]:
+    """Accuracy of the answered images when only the most confident share is answered."""
+    rows = {row["coverage"]: row for row in metrics.get("risk_coverage") or []}
+    shown = [rows[coverage] for coverage in (1.0, 0.9, 0.8, 0.5) if coverage in rows]
+    if not shown:
+        return []
+    return [
+        "## Risk and coverage",
+        "",
+        "Answering only the most confident images (predict's min_confidence):",
+        "",
+        "| answered | accuracy of the answered | confidence at least |",
+        "|---|---|---|",
+        *(
+            f"| {row['coverage']:.0%} | {row['accuracy']:.4f} | {row['threshold']:.4f} |"
+            for row in shown
+        ),
+        "",
+    ]
+
+
 def markdown(metrics: dict[str, Any], files: dict[str, Path]) -> str:
     """report.md: the headline numbers, the per-class table, the top losses and the figures."""
     multi_label = metrics.get("task") == "multilabel"
@@ -212,6 +313,9 @@ def markdown(metrics: dict[str, Any], files: dict[str, Path]) -> str:
         "excluded (listed in excluded_files.txt).",
         "",
         *(multilabel.markdown_lines(metrics) if multi_label else single_label_lines(metrics)),
+        "",
+        *calibration_lines(metrics),
+        *risk_coverage_lines(metrics),
     ]
     lines += ["", "Most confidently wrong first (predicted / true):", ""]
     if metrics.get("gradcam"):

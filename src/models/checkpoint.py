@@ -9,6 +9,10 @@ import torch
 
 from src.models.classifier import ImageClassifier
 from src.utils.errors import UserError
+from src.utils.io import atomic_output
+
+#: What a calibration changes in a checkpoint's weights.
+CALIBRATED = ("temperature", "thresholds")
 
 
 def load_checkpoint(
@@ -47,3 +51,28 @@ def load_classifier(
 ) -> ImageClassifier:
     """The model stored in `ckpt_path`, in eval mode (see `load_checkpoint`)."""
     return load_checkpoint(ckpt_path, map_location)[0]
+
+
+def training_state(ckpt_path: str | Path) -> dict[str, Any]:
+    """The checkpoint's epoch and global step, and whether its weights are an average (EMA)."""
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    return {
+        "epoch": checkpoint.get("epoch"),
+        "global_step": checkpoint.get("global_step"),
+        "weight_averaging": "averaging_state" in checkpoint,
+    }
+
+
+def save_calibrated(source: str | Path, model: ImageClassifier, destination: str | Path) -> Path:
+    """Write the checkpoint `source` to `destination` (atomically; the same path rewrites it)
+    with `model`'s temperature, and thresholds for a multi-label model, in place of its own:
+    everything else (weights, optimizer state, data settings) is kept as it was."""
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    state = model.state_dict()
+    for key in ("state_dict", "current_model_state"):  # the latter: EMA's current weights
+        for name in CALIBRATED:
+            if name in state and isinstance(checkpoint.get(key), dict):
+                checkpoint[key][name] = state[name].detach().cpu().clone()
+    with atomic_output(destination) as handle:
+        torch.save(checkpoint, handle)
+    return Path(destination)

@@ -22,13 +22,13 @@ from src.data.transforms import DEFAULT_CROP_PCT
 from src.finetuning.finetuner import FineTuner
 from src.finetuning.gradual_unfreezing import GradualUnfreezing
 from src.finetuning.optimization import configure_optimization
+from src.models.calibration import rescale_thresholds, scaled_probabilities, temperature_size
 from src.models.losses import build_loss
 from src.models.tasks import (
     MONITORED,
     MULTILABEL,
     best_f1_thresholds,
     check_task,
-    probabilities,
 )
 from src.networks.source import build_network, network_source
 from src.networks.weights import load_starting_weights
@@ -82,6 +82,11 @@ class ImageClassifier(L.LightningModule):
         self.register_buffer("std", std * 255.0, persistent=False)
 
         self.task = task
+        #: Temperature scaling: the model's probabilities are those of logits / temperature (one,
+        #: or one per class for a multi-label model), fitted on validation after training
+        #: (src/models/calibration.py); 1 until then. Training and its loss use the logits.
+        size = temperature_size(task, len(self.class_names))
+        self.register_buffer("temperature", torch.ones(size))
         #: The validation metric the best checkpoint follows (val/acc, or val/map).
         self.monitor = MONITORED[task]
         self.criterion = build_loss(task, loss, label_smoothing)
@@ -167,8 +172,12 @@ class ImageClassifier(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Runs before `configure_optimizers` on resume, which then rebuilds every group that
-        the checkpoint's optimizer state holds."""
+        the checkpoint's optimizer state holds, and before the weights load: a checkpoint made
+        before temperature scaling gets temperature 1 (its probabilities as they were)."""
         self.finetuner.restore(list(checkpoint.get("unfrozen", [])))
+        for key in ("state_dict", "current_model_state"):  # the latter: EMA's own weights
+            if isinstance(checkpoint.get(key), dict):
+                checkpoint[key].setdefault("temperature", torch.ones_like(self.temperature))
 
     def train(self, mode: bool = True) -> ImageClassifier:
         """Keep BatchNorm of frozen parts in eval mode whenever the module is set to train."""
@@ -238,8 +247,10 @@ class ImageClassifier(L.LightningModule):
             logits, loss = self._logits_and_loss(batch)
             targets = batch[1].round().long()
             self.val_loss(loss)
-            self.val_map.update(logits.float().sigmoid(), targets)
-            self.val_curve.update(logits.float().sigmoid(), targets)
+            # The thresholds apply to the model's probabilities, at its temperature.
+            scores = self.probabilities_of(logits)
+            self.val_map.update(scores, targets)
+            self.val_curve.update(scores, targets)
             self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
             self.log("val/map", self.val_map, on_step=False, on_epoch=True, prog_bar=True)
             return None
@@ -263,12 +274,25 @@ class ImageClassifier(L.LightningModule):
         self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True)
 
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """Class probabilities of uint8 images: softmax, or a sigmoid per class."""
-        return probabilities(self(images), self.task)
+        """Class probabilities of uint8 images: softmax, or a sigmoid per class, at the model's
+        temperature."""
+        return self.probabilities_of(self(images))
 
-    def probabilities_of_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Class probabilities of cached backbone features [B, F]: only the head runs."""
-        return probabilities(self.head(features.to(self.mean.dtype)), self.task)
+    def probabilities_of(self, logits: torch.Tensor) -> torch.Tensor:
+        """The model's (calibrated) probabilities of its `logits`."""
+        return scaled_probabilities(logits, self.temperature, self.task)
+
+    def set_temperature(self, temperature: torch.Tensor) -> None:
+        """Calibrate with `temperature`; a multi-label model's thresholds move with it, so that
+        each class decides as before."""
+        new = temperature.to(self.temperature).reshape(self.temperature.shape)
+        if self.task == MULTILABEL:
+            self.thresholds.copy_(rescale_thresholds(self.thresholds, self.temperature, new))
+        self.temperature.copy_(new)
+
+    def logits_of_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The logits of cached backbone features [B, F]: only the head runs."""
+        return self.head(features.to(self.mean.dtype))
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (list, tuple)) else batch

@@ -1,4 +1,5 @@
-"""Export a trained classifier to ONNX, and prove the file computes what PyTorch computes."""
+"""Export a trained classifier to ONNX (its temperature inside the graph), and prove the file
+computes what PyTorch computes."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ log = logging.getLogger(__name__)
 
 #: The graph's input: uint8 RGB images [batch, 3, size, size], resized and center-cropped.
 INPUT_NAME = "images"
-#: The graph's output: one logit per class (softmax gives the probabilities); for a multi-label
-#: model, each class's probability (the sigmoid is in the graph).
+#: The graph's output: one logit per class, divided by the model's temperature (softmax gives the
+#: calibrated probabilities); for a multi-label model, each class's calibrated probability (the
+#: sigmoid is in the graph).
 OUTPUT_NAME = "logits"
 PROBABILITIES_NAME = "probabilities"
 #: Largest |ONNX - PyTorch| logit difference accepted, relative to the logits' scale.
@@ -36,15 +38,20 @@ class OnnxParityError(UserError):
     """The exported file does not compute what the PyTorch model computes."""
 
 
-class SigmoidOutput(nn.Module):
-    """A multi-label model whose outputs are its per-class probabilities."""
+class CalibratedOutput(nn.Module):
+    """The model's logits divided by its `temperature` (one, or one per class), and for a
+    multi-label model (`sigmoid`) their probabilities: what the exported graph outputs."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, temperature: float | list[float], sigmoid: bool) -> None:
         super().__init__()
         self.model = model
+        self.sigmoid = sigmoid
+        values = temperature if isinstance(temperature, list) else [temperature]
+        self.register_buffer("temperature", torch.tensor(values, dtype=torch.float32))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images).float().sigmoid()
+        logits = self.model(images).float() / self.temperature
+        return logits.sigmoid() if self.sigmoid else logits
 
 
 def export_onnx(
@@ -115,17 +122,24 @@ def serving_metadata(
     mean: list[float],
     std: list[float],
     thresholds: list[float] | None = None,
+    temperature: float | list[float] = 1.0,
 ) -> dict[str, Any]:
-    """What a server needs besides the graph: the classes, how images become its input, and
-    for a multi-label model (`thresholds` given) each class's decision threshold."""
+    """What a server needs besides the graph: the classes, how images become its input, the
+    temperature the graph applies, and for a multi-label model (`thresholds` given) each class's
+    decision threshold."""
     resize = resize_size_for(image_size, crop_pct)
     if thresholds is None:
-        output = {"name": OUTPUT_NAME, "meaning": "logits; softmax gives the probabilities"}
+        output = {
+            "name": OUTPUT_NAME,
+            "meaning": "logits divided by the temperature; softmax gives the calibrated "
+            "probabilities",
+        }
         task: dict[str, Any] = {"task": "multiclass"}
     else:
         output = {
             "name": PROBABILITIES_NAME,
-            "meaning": "each class's probability; a class applies at or above its threshold",
+            "meaning": "each class's calibrated probability; a class applies at or above its "
+            "threshold",
         }
         task = {"task": "multilabel", "thresholds": thresholds}
     return {
@@ -143,6 +157,8 @@ def serving_metadata(
         "mean": mean,
         "std": std,
         "output": output,
+        "temperature_in_graph": True,
+        "temperature": temperature,
         **task,
     }
 
@@ -158,8 +174,9 @@ def export_verified(
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = onnx_path.with_name(f".{onnx_path.name}.{os.getpid()}.tmp.onnx")
     output_name = metadata.get("output", {}).get("name", OUTPUT_NAME)
-    if output_name == PROBABILITIES_NAME:
-        model = SigmoidOutput(model)
+    model = CalibratedOutput(
+        model, metadata.get("temperature", 1.0), sigmoid=output_name == PROBABILITIES_NAME
+    )
     try:
         export_onnx(model, metadata["input"]["size"][0], temporary, output_name)
         difference = verify_onnx(temporary, model, images, output_name)

@@ -20,12 +20,16 @@ from src.serving.classifiers import CheckpointClassifier, Classifier
 from src.utils.console import progress
 from src.utils.errors import UserError
 
+#: The label of an image whose confidence is below the abstention threshold.
+UNCERTAIN = "uncertain"
+
 
 @dataclass
 class Prediction:
-    """A file's prediction: its class and that class's probability; for a multi-label model,
-    `label` is the set of classes at or above their thresholds, joined by `;` (empty when none
-    is), and `probability` the highest of all; every class's probability either way."""
+    """A file's prediction: its class and that class's probability, or `uncertain` when that
+    probability is below the abstention threshold; for a multi-label model, `label` is the set
+    of classes at or above their thresholds, joined by `;` (empty when none is), and
+    `probability` the highest of all; every class's probability either way."""
 
     path: Path
     label: str = ""
@@ -42,11 +46,13 @@ def predict_files(
     views: tuple[View, ...] = VIEWS["none"],
     num_workers: int = 0,
     on_batch: Callable[[list[Prediction], torch.Tensor], None] | None = None,
+    min_confidence: float | None = None,
 ) -> list[Prediction]:
     """One prediction per file, in order; unusable files carry an error instead of a label.
     Files are decoded by `num_workers` loader processes; with several `views` (test-time
-    augmentation) their probabilities are averaged. `on_batch(predictions, images)` sees each
-    batch's usable images."""
+    augmentation) their probabilities are averaged. A single-label prediction whose top
+    probability is below `min_confidence` is `uncertain`. `on_batch(predictions, images)` sees
+    each batch's usable images."""
     results = [Prediction(path) for path in files]
     loader = DataLoader(
         UnlabelledImageFiles(files, classifier.image_size, classifier.crop_pct, max_pixels),
@@ -64,8 +70,9 @@ def predict_files(
         probabilities = averaged(classifier.probabilities, views, images)
         for (prediction, _), row in zip(good, probabilities, strict=True):
             index = int(row.argmax())
-            prediction.label = label_of(row, classifier)
             prediction.probability = float(row[index])
+            unsure = min_confidence is not None and prediction.probability < min_confidence
+            prediction.label = UNCERTAIN if unsure else label_of(row, classifier)
             prediction.probabilities = tuple(float(value) for value in row)
         if on_batch is not None:
             on_batch([prediction for prediction, _ in good], images)

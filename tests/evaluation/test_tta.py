@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.evaluation.scoring import TestTimeAugmentation
+from src.evaluation.scoring import ViewLogits, view_probabilities
 from src.evaluation.tta import VIEWS, tta_views
 from src.utils.errors import UserError
 from tests.helpers import build_classifier
@@ -17,11 +17,13 @@ def test_flip_averages_each_image_and_its_mirror() -> None:
     with torch.inference_mode():
         plain = model(images).softmax(dim=1)
         mirrored = model(images.flip(-1)).softmax(dim=1)
-        averaged = TestTimeAugmentation(model, tta_views("flip")).predict_step((images,), 0)
+        logits = ViewLogits(model, tta_views("flip")).predict_step((images,), 0)
+    averaged = view_probabilities(logits, model.temperature, model.task)
     assert torch.allclose(averaged, (plain + mirrored) / 2)
     assert not torch.allclose(plain, mirrored)  # the views differ: the test could fail
     with torch.inference_mode():
-        single = TestTimeAugmentation(model, VIEWS["none"]).predict_step((images,), 0)
+        logits = ViewLogits(model, VIEWS["none"]).predict_step((images,), 0)
+    single = view_probabilities(logits, model.temperature, model.task)
     assert torch.allclose(single, plain)
 
 

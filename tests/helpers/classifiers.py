@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from src.models.classifier import ImageClassifier
+from src.models.tasks import MULTICLASS
 
 #: torchvision's ImageNet normalisation, as conf/model/resnet34.yaml sets it.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -30,6 +31,7 @@ def build_classifier(
     scheduler: Mapping[str, Any] | None = None,
     image_size: int = 224,
     seed: int | None = None,
+    task: str = MULTICLASS,
 ) -> ImageClassifier:
     """A torchvision `name` network (randomly initialised) with a head for `class_names`.
 
@@ -41,6 +43,7 @@ def build_classifier(
       when given.
     - `scheduler` and `image_size` are the module's own arguments (defaults: none, 224).
     - `seed`: seeds torch first, for the same initial weights every time.
+    - `task`: multiclass, or multilabel (a sigmoid per class).
     """
     if seed is not None:
         torch.manual_seed(seed)
@@ -69,4 +72,5 @@ def build_classifier(
         optimizer=optimizer,
         scheduler=None if scheduler is None else dict(scheduler),
         image_size=image_size,
+        task=task,
     )

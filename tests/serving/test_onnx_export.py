@@ -10,7 +10,15 @@ import torch
 from onnx import numpy_helper
 
 import src.serving.onnx_export as onnx_export
-from src.serving.onnx_export import OnnxParityError, export_verified, verify_onnx
+from src.models.calibration import temperature_value
+from src.models.tasks import MULTICLASS, MULTILABEL, probabilities
+from src.serving.classifiers import CheckpointClassifier, OnnxClassifier
+from src.serving.onnx_export import (
+    OnnxParityError,
+    export_verified,
+    serving_metadata,
+    verify_onnx,
+)
 from tests.helpers import build_classifier
 
 SIZE = 32
@@ -67,3 +75,31 @@ def test_a_failed_check_leaves_no_file_that_looks_valid(model, tmp_path: Path, m
     with pytest.raises(OnnxParityError):
         export_verified(model, {"input": {"size": [SIZE, SIZE]}}, images(), path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_onnx_and_checkpoint_give_the_same_calibrated_probabilities(
+    tmp_path: Path, multi_label: bool
+) -> None:
+    task = MULTILABEL if multi_label else MULTICLASS
+    calibrated = build_classifier(image_size=SIZE, seed=0, task=task).eval()
+    temperature = torch.tensor([2.5, 0.5] if multi_label else [2.5])
+    calibrated.set_temperature(temperature)
+    settings = calibrated.hparams
+    metadata = serving_metadata(
+        list(calibrated.class_names),
+        SIZE,
+        float(settings.crop_pct),
+        [0.485, 0.456, 0.406],
+        [0.229, 0.224, 0.225],
+        thresholds=calibrated.thresholds.tolist() if multi_label else None,
+        temperature=temperature_value(calibrated.temperature, task),
+    )
+    path = tmp_path / "model.onnx"
+    export_verified(calibrated, metadata, images(), path)
+    onnx_probabilities = OnnxClassifier(path).probabilities(images(6))
+    checkpoint_probabilities = CheckpointClassifier.of(calibrated, None).probabilities(images(6))
+    assert torch.allclose(onnx_probabilities, checkpoint_probabilities, atol=1e-5)
+    with torch.inference_mode():
+        raw = probabilities(calibrated(images(6)), task)
+    assert not torch.allclose(onnx_probabilities, raw, atol=1e-3)  # the temperature is in the graph
