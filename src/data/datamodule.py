@@ -267,7 +267,9 @@ class ImageDataModule(L.LightningDataModule):
             log.warning(
                 "Classes are imbalanced %s%s",
                 counts,
-                "" if self.balance_classes else "; data.balance_classes=true samples them evenly",
+                ""
+                if self.balance_classes
+                else "; data.balance_classes=true samples them evenly, or loss.class_weights=auto",
             )
         if self.excluded:
             log.warning(
