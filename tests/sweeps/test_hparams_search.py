@@ -68,14 +68,17 @@ def test_a_search_over_a_setting_the_config_lacks_is_refused(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_optuna_records_a_failed_trial_and_goes_on(stripes_root: Path, tmp_path: Path) -> None:
     # Search only freeze.trainable; with sampler seed 42 trial 0 draws [layer9] (fails), trial 1
-    # [layer4]. The assertions hold whatever the order.
+    # [layer4]. The assertions hold whatever the order. n_jobs=2: both trials are asked, launched
+    # and told as one batch (parallel trials, with a launcher that runs jobs in parallel).
     result = run_module(
         "src.train", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=2",
         "hydra.sweeper.params=null", "hydra.sweeper.sampler.seed=42",
         "freeze.trainable=choice([layer4],[layer9])", "data=folder", f"data.root={stripes_root}",
         *TINY, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "Launching 2 jobs" in result.stdout + result.stderr  # one batch of two trials
     sweep = sweep_dir(tmp_path)
     jobs = summaries(sweep)
     assert sorted(job["status"] for job in jobs) == ["failed", "finished"]
