@@ -76,13 +76,31 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, task: str) -> t
     if not bool(torch.isfinite(fitted).all()):
         fitted = torch.nan_to_num(fitted, nan=1.0, posinf=BOUNDS[1], neginf=BOUNDS[0])
     low, high = BOUNDS
-    if bool(((fitted <= low) | (fitted >= high)).any()):
+    separated = perfectly_separated(logits, targets, task)
+    if bool(separated.any()):
+        # No best temperature exists (the loss keeps falling as T goes to 0): the fit would stop
+        # at an arbitrary T < 1, sharpening probabilities towards 0 and 1 on no evidence.
         log.warning(
-            "The fitted temperature reached its bound %s: the validation split is separated "
-            "perfectly (or not at all), and its probabilities say little about other images",
-            BOUNDS,
+            "The validation split is separated perfectly%s: no temperature can be fitted there, "
+            "so it stays 1; calibrate on a larger or harder validation split",
+            f" for class indices {separated.nonzero().flatten().tolist()}" if size > 1 else "",
+        )
+        fitted = torch.where(separated, torch.ones_like(fitted), fitted)
+    if bool((fitted >= high).any()):
+        log.warning(
+            "The fitted temperature reached its upper bound %s: the model's scores say little "
+            "about the validation split's labels",
+            high,
         )
     return fitted.clamp(low, high).float()
+
+
+def perfectly_separated(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
+    """Per temperature, whether every image is already on the right side (its class has the
+    largest logit; multi-label: each logit's sign is its label): then the loss has no minimum."""
+    if task == MULTILABEL:
+        return ((logits > 0) == targets.bool()).all(dim=0)
+    return (logits.argmax(dim=1) == targets).all().reshape(1)
 
 
 def rescale_thresholds(

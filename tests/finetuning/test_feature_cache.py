@@ -96,7 +96,7 @@ def test_training_on_cached_features(
     def backbone_over_images(*args, **kwargs):
         raise AssertionError("the report ran the backbone over the validation images again")
 
-    monkeypatch.setattr("src.callbacks.evaluation_report.probabilities_over", backbone_over_images)
+    monkeypatch.setattr("src.callbacks.evaluation_report.logits_over", backbone_over_images)
     cfg = make_config([*folder_overrides, "freeze=all", "freeze.cache_features=true"])
     best = train(cfg)
     assert best is not None

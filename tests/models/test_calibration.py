@@ -13,7 +13,7 @@ from torch import nn
 from src.evaluation.metrics import calibration_error
 from src.evaluation.selective import answered_at, answers, threshold_for_precision
 from src.models.calibration import fit_temperature, rescale_thresholds, scaled_probabilities
-from src.models.tasks import MULTILABEL
+from src.models.tasks import MULTICLASS, MULTILABEL
 
 SIZE = 8
 #: Images per split: few to train on (so that the network memorises them), many to check on.
@@ -127,3 +127,24 @@ def test_a_multi_label_model_gets_one_temperature_per_class() -> None:
     temperature = fit_temperature(logits, targets, MULTILABEL)
     assert temperature.shape == (2,)
     assert float(temperature[0]) > 2 and float(temperature[1]) < 0.5
+
+
+def test_a_perfectly_separated_validation_split_keeps_temperature_1(caplog) -> None:
+    """Where every validation image is on the right side, the loss keeps falling as the
+    temperature goes to 0: no temperature is fitted (the fit would stop at an arbitrary T < 1,
+    a multi-label threshold near 0), it stays 1 and the user is told why."""
+    generator = torch.Generator().manual_seed(5)
+    targets = torch.randint(0, 2, (300, 2), generator=generator)
+    signal = (targets * 2 - 1).float()
+    noise = torch.randn(300, 2, generator=generator)
+    # Class 0 separated by a margin; class 1 noisy and over-confident.
+    logits = torch.stack(
+        [signal[:, 0] * 2 + noise[:, 0].clamp(-1, 1), (signal[:, 1] + noise[:, 1]) * 6], 1
+    )
+    temperature = fit_temperature(logits, targets, MULTILABEL)
+    assert float(temperature[0]) == 1.0 and float(temperature[1]) > 2
+    assert "separated perfectly for class indices [0]" in caplog.text
+    single = fit_temperature(
+        logits[:, :1].repeat(1, 2) * torch.tensor([-1.0, 1.0]), targets[:, 0], MULTICLASS
+    )
+    assert float(single) == 1.0
