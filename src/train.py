@@ -18,7 +18,8 @@ from src.callbacks.checkpoints import (
     best_checkpoint_path,
     checkpoint_to_resume,
 )
-from src.callbacks.requeue import record_slurm_job
+from src.callbacks.preemption import preemption_of
+from src.callbacks.requeue import record_cluster_job
 from src.callbacks.run_summary import RunSummary
 from src.callbacks.trackers import close_runs
 from src.config.checks import check_train_config
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 #: Config groups that each add one callback when chosen (`weight_averaging=ema`).
 OPT_IN_CALLBACKS = ("weight_averaging", "early_stopping")
 
+#: The module that runs a training: what a sweep job's extra DDP processes start.
+ENTRY_POINT = "src.train"
+
 #: Exit status after a SIGTERM that was handled (checkpoint saved): 128 + 15, as shells report it.
 EXIT_SIGTERM = 143
 
@@ -55,7 +59,7 @@ def train(cfg: DictConfig) -> float | None:
     run_dir, log_dir = Path(cfg.paths.output_dir), Path(cfg.paths.log_dir)
     overrides = overrides_of_this_run()
     ckpt_path = checkpoint_to_resume(cfg.ckpt_path, cfg.get("resume"), log_dir, run_dir, overrides)
-    record_slurm_job(run_dir, overrides)
+    record_cluster_job(run_dir, overrides)
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -75,7 +79,7 @@ def train(cfg: DictConfig) -> float | None:
     log_hyperparameters(loggers, cfg)
 
     try:
-        with launch_extra_processes_as_this_job(trainer):
+        with launch_extra_processes_as_this_job(trainer, entry_point=ENTRY_POINT):
             # The finder fits too: under DDP its processes must run this job only (#11300).
             if cfg.get("tune") and ckpt_path is None:
                 find_learning_rate(trainer, model, datamodule, cfg.tune, run_dir)
@@ -84,9 +88,15 @@ def train(cfg: DictConfig) -> float | None:
             # weights_only: a checkpoint that would run code when unpickled is refused.
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:
-        run_summary.write(trainer, "interrupted", "SIGTERM")
         last = run_dir / "checkpoints" / "last.ckpt"
-        log.warning("Stopped by SIGTERM; resume with ckpt_path=%s", last)
+        preemption = preemption_of(trainer)
+        if preemption is not None:
+            run_summary.write(trainer, "interrupted", "time limit or pre-emption")
+            log.warning("Requeueing the job; it resumes from %s", last)
+            preemption.requeue()
+        else:
+            run_summary.write(trainer, "interrupted", "SIGTERM")
+            log.warning("Stopped by SIGTERM; resume with ckpt_path=%s", last)
         raise SystemExit(EXIT_SIGTERM) from None
     finally:
         close_runs(loggers, failed=sys.exc_info()[0] is not None)

@@ -24,6 +24,10 @@ class StopTogether(Callback):
         """The error that stops the run; `finding` is None when another process met it."""
         raise NotImplementedError
 
+    def stop(self, trainer: L.Trainer, finding: str | None) -> None:
+        """What every process does, at the same point, once any of them met the condition."""
+        raise self.error(trainer, finding)
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step % trainer.log_every_n_steps == 0:
             self.stop_if_any_process_met_it(trainer)
@@ -38,4 +42,4 @@ class StopTogether(Callback):
     def stop_if_any_process_met_it(self, trainer: L.Trainer) -> None:
         finding = self.finding(trainer)
         if trainer.strategy.reduce_boolean_decision(finding is not None, all=False):
-            raise self.error(trainer, finding)
+            self.stop(trainer, finding)

@@ -9,6 +9,7 @@ overrides instead, and its dir as `hydra.run.dir`: its processes join that job a
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import subprocess
@@ -18,7 +19,7 @@ from collections.abc import Iterator, Sequence
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_original_cwd, to_absolute_path
+from hydra.utils import get_original_cwd
 from lightning.pytorch.strategies.launchers import subprocess_script
 
 from src.sweeps.jobs import SWEEP_JOB_PROCESS, is_sweep_job
@@ -33,15 +34,12 @@ LAUNCHER_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "
 EXTRA_PROCESSES_GRACE_S = 60
 
 
-def sweep_job_command(local_rank: int) -> tuple[Sequence[str], str]:
-    """The command that makes process `local_rank` a plain run of the current sweep job."""
-    import __main__
-
+def sweep_job_command(local_rank: int, entry_point: str) -> tuple[Sequence[str], str]:
+    """The command that makes process `local_rank` a plain run of the current sweep job:
+    `python -m <entry_point>` with the job's overrides. (Not this process's own command: under a
+    submitit launcher that is submitit's job runner.)"""
     hydra_config = HydraConfig.get()
-    if __main__.__spec__ is None:
-        command = [sys.executable, to_absolute_path(sys.argv[0])]
-    else:
-        command = [sys.executable, "-m", __main__.__spec__.name]
+    command = [sys.executable, "-m", entry_point]
     command += list(hydra_config.overrides.task)
     command += [
         f'hydra.run.dir="{hydra_config.runtime.output_dir}"',
@@ -52,7 +50,7 @@ def sweep_job_command(local_rank: int) -> tuple[Sequence[str], str]:
 
 
 @contextlib.contextmanager
-def launch_extra_processes_as_this_job(trainer: L.Trainer) -> Iterator[None]:
+def launch_extra_processes_as_this_job(trainer: L.Trainer, entry_point: str) -> Iterator[None]:
     """Within this block, Lightning's launcher starts this job, not the whole sweep again (outside
     sweeps it changes nothing); the extra processes know they belong to a sweep job
     (`SWEEP_JOB_PROCESS`), so a failure ends them cleanly, as it ends this job.
@@ -69,7 +67,9 @@ def launch_extra_processes_as_this_job(trainer: L.Trainer) -> Iterator[None]:
     saved_environment = {
         name: os.environ.get(name) for name in (*LAUNCHER_VARIABLES, SWEEP_JOB_PROCESS)
     }
-    subprocess_script._hydra_subprocess_cmd = sweep_job_command
+    subprocess_script._hydra_subprocess_cmd = functools.partial(
+        sweep_job_command, entry_point=entry_point
+    )
     os.environ[SWEEP_JOB_PROCESS] = "1"
     try:
         yield

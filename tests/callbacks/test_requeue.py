@@ -56,7 +56,7 @@ def test_a_requeued_job_resumes_from_its_own_checkpoint(
     hpc = first_dir / "hpc_ckpt_1.ckpt"
     assert torch.load(hpc, weights_only=True)["global_step"] == 3
     assert "requeue 42" in (tmp_path / "scontrol.log").read_text()
-    assert json.loads((first_dir / "slurm_job.json").read_text())["job"] == "42"
+    assert json.loads((first_dir / "cluster_job.json").read_text())["job"] == "42"
 
     again = start(tmp_path, stripes_root, 1, *extra)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -74,4 +74,4 @@ def test_outside_slurm_nothing_is_recorded(make_config, folder_overrides) -> Non
 
     cfg = make_config(folder_overrides)
     train(cfg)
-    assert not (Path(cfg.paths.output_dir) / "slurm_job.json").exists()
+    assert not (Path(cfg.paths.output_dir) / "cluster_job.json").exists()

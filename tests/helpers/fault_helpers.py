@@ -117,3 +117,34 @@ class DeviceRunsOutOfMemory(Callback):
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         getattr(self, "restore", lambda: None)()
+
+
+class SignalPreemptionAt(Callback):
+    """At `at_step`, sends process 0 submitit's pre-emption signal (USR2), as submitit's controller
+    does before a job's time limit; every start of every process appends "rank:first step" to
+    `starts`."""
+
+    def __init__(self, at_step: int, starts: str) -> None:
+        self.at_step = at_step
+        self.starts = Path(starts)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        with self.starts.open("a", encoding="utf-8") as file:
+            file.write(f"{trainer.global_rank}:{trainer.global_step}\n")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step and trainer.global_rank == 0:
+            os.kill(os.getpid(), signal.SIGUSR2)
+
+
+class FailInProcess(Callback):
+    """At `at_step`, process `rank` alone raises, as a failed checkpoint write would: the other
+    processes, not knowing, wait for it in their next collective."""
+
+    def __init__(self, at_step: int, rank: int) -> None:
+        self.at_step = at_step
+        self.rank = rank
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step and trainer.global_rank == self.rank:
+            raise OSError(f"No space left on device (process {self.rank}, step {self.at_step})")

@@ -96,3 +96,26 @@ def test_a_ddp_job_failing_in_every_process_does_not_stop_the_sweep(
         torch.load(sweep / "1" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
     )
     assert "| failed: " in (sweep / "report.md").read_text()
+
+
+def test_a_ddp_job_failing_in_process_0_alone_does_not_stop_the_sweep(
+    stripes_root: Path, tmp_path: Path
+) -> None:
+    """Job 0's process 0 fails alone (a failed write): process 1 waits for it in the next
+    collective until process 0 ends it (`EXTRA_PROCESSES_GRACE_S`), not until the process-group
+    timeout; the failure is recorded and job 1 trains."""
+    result = run_module(
+        "src.train", "-m", "data=folder", f"data.root={stripes_root}", *TINY,
+        "trainer.accelerator=cpu", "trainer.devices=2",
+        "+callbacks.fail._target_=tests.helpers.fault_helpers.FailInProcess",
+        "+callbacks.fail.rank=0", "+callbacks.fail.at_step=1,1000",
+        cwd=tmp_path, timeout=400,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "train_multirun").iterdir()
+    failed = json.loads((sweep / "0" / "summary.json").read_text())
+    assert failed["status"] == "failed" and "No space left on device" in failed["error"]
+    assert "Killing process" in (sweep / "0" / "train.log").read_text()
+    completed = json.loads((sweep / "1" / "summary.json").read_text())
+    assert completed["status"] == "finished", completed
+    assert "| failed: " in (sweep / "report.md").read_text()
