@@ -9,7 +9,9 @@ the rest (the ONNX prediction path runs without Lightning).
 - `nonfinite_loss`: `StopOnNonFiniteLoss`, stop at the first NaN or infinite loss.
 - `unreadable_files`: `StopOnUnreadableFiles`, stop past `data.max_read_failures`.
 - `device_failure`: `StopOnDeviceFailure`, stop when a device fails while decoding on it.
-- `requeue`: a requeued SLURM job resumes from its own checkpoints.
+- `requeue`: a requeued SLURM or submitit job resumes from its own checkpoints.
+- `preemption`: `RequeueOnPreemption`, submitit's time-limit signal: a checkpoint, then requeue.
+- `ema`: `EMAWeightAveraging`, Lightning's EMA with an update that never waits for the device.
 - `evaluation_report`: `BestCheckpointReport`, the best checkpoint's report when the fit ends.
 - `run_summary`: `RunSummary`, `<run dir>/summary.json`, the record that sweep reports read.
 - `visualization`: `TensorBoardFigures`, augmented images, predictions and the confusion matrix.

@@ -23,9 +23,6 @@ FILTERED_WARNINGS = (
     (r"The number of training batches \(\d+\) is smaller than the logging interval", "small data"),
     # Lightning's own use of a torch API that torch deprecated: nothing for the user to change.
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", "Lightning internals"),
-    # weight_averaging=ema: the module's configure_model only compiles (model.compile); it
-    # shards nothing, which is what the warning is about.
-    (r"You're using the WeightAveraging callback with a model that overrides", "no sharding"),
 )
 
 #: Lightning's info lines that advertise rather than inform.
