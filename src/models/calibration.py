@@ -59,6 +59,17 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, task: str) -> t
     size = temperature_size(task, logits.shape[1])
     if len(logits) == 0:
         return torch.ones(size)
+    separated = perfectly_separated(logits, targets, task)
+    if bool(separated.any()):
+        # No best temperature exists (the loss keeps falling as T goes to 0): the fit would stop
+        # at an arbitrary T < 1, sharpening probabilities towards 0 and 1 on no evidence.
+        log.warning(
+            "The validation split is separated perfectly%s: no temperature can be fitted there, "
+            "so it stays 1; calibrate on a larger or harder validation split",
+            f" for class indices {separated.nonzero().flatten().tolist()}" if size > 1 else "",
+        )
+        if bool(separated.all()):
+            return torch.ones(size)
     log_t = torch.zeros(size, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS(
         [log_t], lr=1.0, max_iter=200, tolerance_grad=1e-9, line_search_fn="strong_wolfe"
@@ -76,16 +87,7 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, task: str) -> t
     if not bool(torch.isfinite(fitted).all()):
         fitted = torch.nan_to_num(fitted, nan=1.0, posinf=BOUNDS[1], neginf=BOUNDS[0])
     low, high = BOUNDS
-    separated = perfectly_separated(logits, targets, task)
-    if bool(separated.any()):
-        # No best temperature exists (the loss keeps falling as T goes to 0): the fit would stop
-        # at an arbitrary T < 1, sharpening probabilities towards 0 and 1 on no evidence.
-        log.warning(
-            "The validation split is separated perfectly%s: no temperature can be fitted there, "
-            "so it stays 1; calibrate on a larger or harder validation split",
-            f" for class indices {separated.nonzero().flatten().tolist()}" if size > 1 else "",
-        )
-        fitted = torch.where(separated, torch.ones_like(fitted), fitted)
+    fitted = torch.where(separated, torch.ones_like(fitted), fitted)
     if bool((fitted >= high).any()):
         log.warning(
             "The fitted temperature reached its upper bound %s: the model's scores say little "

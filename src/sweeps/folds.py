@@ -19,6 +19,7 @@ from torchvision.transforms.v2 import functional
 from src.data.images import UnusableImageError, read_rgb_tensor
 from src.evaluation.figures import gallery_figure, save_png
 from src.evaluation.report import PREDICTIONS_CSV
+from src.sweeps.tables import Section
 
 if TYPE_CHECKING:
     from src.sweeps.report import JobRow
@@ -40,11 +41,16 @@ class FoldGroup:
     def scores(self) -> list[float]:
         return [job.best_score for job in self.jobs if job.best_score is not None]
 
-    def line(self) -> str:
+    @property
+    def name(self) -> str:
+        return self.settings or "defaults"
+
+    def cells(self) -> tuple[str, str, str]:
+        """Settings, folds with a score, mean ± sd of the scores."""
         scores = self.scores
         spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
         mean = f"{statistics.fmean(scores):.4f} ± {spread:.4f}" if scores else "-"
-        return f"| {self.settings or 'defaults'} | {len(scores)} of {len(self.jobs)} | {mean} |"
+        return self.name, f"{len(scores)} of {len(self.jobs)}", mean
 
 
 def fold_of(job: JobRow) -> int | None:
@@ -122,42 +128,39 @@ def thumbnails(rows: list[dict[str, str]], path: Path) -> Path:
     return save_png(figure, path)
 
 
-def cross_validation(rows: Sequence[JobRow], output: Path) -> tuple[list[str], list[Path]]:
-    """report.md lines and the files of every fold group of the sweep (none: no lines)."""
+def cross_validation(rows: Sequence[JobRow], output: Path) -> tuple[list[Section], list[Path]]:
+    """The report's sections and the files of every fold group of the sweep (none: none)."""
     groups = fold_groups(rows)
     if not groups:
         return [], []
-    lines = [
-        "",
-        "## Cross-validation",
-        "",
-        "| settings | folds with a score | mean ± sd |",
-        "|---|---|---|",
-        *(group.line() for group in groups),
-    ]
+    header = ("settings", "folds with a score", "mean ± sd")
+    sections = [Section("Cross-validation", header, [group.cells() for group in groups])]
     files = []
     for index, group in enumerate(groups):
         suffix = "" if len(groups) == 1 else f"_{index}"
         predictions = out_of_fold(group)
         if not predictions:
             continue
-        files.append(write_rows(output / f"oof_predictions{suffix}.csv", predictions))
+        oof = write_rows(output / f"oof_predictions{suffix}.csv", predictions)
         ranked = likely_mislabelled(predictions)
-        files.append(write_rows(output / f"likely_mislabelled{suffix}.csv", ranked))
-        files.append(thumbnails(ranked, output / f"likely_mislabelled{suffix}.png"))
+        ranking = write_rows(output / f"likely_mislabelled{suffix}.csv", ranked)
+        figure = thumbnails(ranked, output / f"likely_mislabelled{suffix}.png")
+        files += [oof, ranking, figure]
         seen = len({row["path"] for row in predictions})
-        lines += [
-            "",
-            f"`{group.settings or 'defaults'}`: {len(predictions)} out-of-fold predictions of "
-            f"{seen} images in `{files[-3].name}`; the likeliest mislabelled first in "
-            f"`{files[-2].name}`:",
-            "",
-            *(
-                f"- `{Path(row['path']).name}`: given {row['labels']}, likely "
-                f"{row['likeliest']} (p(given) {float(row['probability_of_given']):.3f})"
-                for row in ranked[:10]
-            ),
-            "",
-            f"![likely mislabelled]({files[-1].name})",
+        summary = (
+            f"`{group.name}`: {len(predictions)} out-of-fold predictions of {seen} images in "
+            f"`{oof.name}`; the likeliest mislabelled first in `{ranking.name}`:"
+        )
+        table = [
+            (
+                Path(row["path"]).name,
+                row["labels"],
+                row["likeliest"],
+                f"{float(row['probability_of_given']):.3f}",
+            )
+            for row in ranked[:10]
         ]
-    return lines, files
+        header = ("image", "given", "likely", "p(given)")
+        title = f"Likely mislabelled: {group.name}"
+        sections.append(Section(title, header, table, before=[summary], figure=figure.name))
+    return sections, files

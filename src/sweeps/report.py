@@ -369,10 +369,10 @@ def build_report(
     sections.append(jobs_section(rows, base=output))
     figures.append(write_plot(rows, output / REPORT_PNG))
     folds, fold_files = cross_validation(rows, output)
-    appendix = "\n".join(folds) + ("\n" if folds else "")
-    markdown = to_markdown(sections, REPORT_TITLE) + appendix
+    sections += folds
+    markdown = to_markdown(sections, REPORT_TITLE)
     (output / REPORT_MD).write_text(markdown, encoding="utf-8")
-    (output / REPORT_HTML).write_text(to_html(sections, REPORT_TITLE, appendix), encoding="utf-8")
+    (output / REPORT_HTML).write_text(to_html(sections, REPORT_TITLE), encoding="utf-8")
     files = [
         output / REPORT_MD,
         output / REPORT_HTML,

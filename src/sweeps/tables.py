@@ -47,9 +47,7 @@ def _inline(text: str) -> str:
     return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
 
 
-def to_html(sections: Sequence[Section], title: str, appendix: str = "") -> str:
-    """`appendix`: Markdown that has no sections of its own (the cross-validation's), shown as
-    preformatted text."""
+def to_html(sections: Sequence[Section], title: str) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html><head><meta charset="utf-8">',
@@ -70,7 +68,5 @@ def to_html(sections: Sequence[Section], title: str, appendix: str = "") -> str:
         if section.figure:
             source, text = html.escape(section.figure), html.escape(section.title)
             parts.append(f'<p><img src="{source}" alt="{text}"></p>')
-    if appendix.strip():
-        parts.append(f"<pre>{html.escape(appendix.strip())}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -55,6 +55,9 @@ def test_five_folds_rank_the_planted_wrong_labels_first(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     report = (sweep / "report.md").read_text()
     assert "## Cross-validation" in report and "| 5 of 5 |" in report
+    page = (sweep / "report.html").read_text()  # tables, as the other sections, not Markdown
+    assert "<h2>Cross-validation</h2>" in page and "<td>5 of 5</td>" in page
+    assert '<img src="likely_mislabelled.png"' in page and "<pre>" not in page
     with (sweep / "oof_predictions.csv").open() as handle:
         predictions = list(csv.DictReader(handle))
     names = [Path(row["path"]).name for row in predictions]
