@@ -44,6 +44,24 @@ def test_ema_weights_are_validated_saved_evaluated_and_resumed(
     assert int(saved(resumed, "last.ckpt")["averaging_state"]["n_averaged"]) == updates + 2
 
 
+def test_a_run_averaged_by_lightnings_own_ema_resumes_with_the_projects(
+    make_config, folder_overrides, tmp_path: Path
+) -> None:
+    """Checkpoints written while `weight_averaging=ema` was Lightning's class go on averaging."""
+    first = tmp_path / "first"
+    lightnings = "weight_averaging._target_=lightning.pytorch.callbacks.EMAWeightAveraging"
+    train(make_config([*folder_overrides, *EMA, lightnings, f"paths.output_dir={first}"]))
+    updates = int(saved(first, "last.ckpt")["averaging_state"]["n_averaged"])
+
+    resumed = tmp_path / "resumed"
+    overrides = ["trainer.max_epochs=3", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}"]
+    train(make_config([*folder_overrides, *EMA, *overrides, f"paths.output_dir={resumed}"]))
+    last = saved(resumed, "last.ckpt")
+    assert int(last["averaging_state"]["n_averaged"]) == updates + 2
+    weight = "net.fc.weight"
+    assert not torch.equal(last["state_dict"][weight], last["current_model_state"][weight])
+
+
 def test_early_stopping_ends_a_run_that_stopped_improving(
     make_config, folder_overrides, tmp_path: Path
 ) -> None:
