@@ -35,13 +35,14 @@ from benchmarks.project import (
 from benchmarks.reference import run_reference
 from benchmarks.report import environment, fmt, header_lines, publish
 from benchmarks.timing import RunTimes
+from src.evaluation.intervals import CONFIDENCE
 from src.sweeps.comparison import (
     format_difference,
     format_estimate,
     format_interval,
     time_to_reach,
 )
-from src.sweeps.statistics import CONFIDENCE, compare_paired, estimate
+from src.sweeps.statistics import compare_paired, estimate
 
 log = logging.getLogger("benchmarks.recipes")
 

@@ -8,14 +8,45 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-#: The two-sided 95% quantiles of Student's t with 1, 2, ..., 30 degrees of freedom.
-T_95 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-#: The normal distribution's, from which beyond 30 degrees of freedom t's follows (Cornish-Fisher).
-Z_95 = 1.959964
+#: Two-sided confidence level of every interval.
+CONFIDENCE = 0.95
+
+
+def t_quantile(probability: float, df: int) -> float:
+    """The `probability` quantile (above 0.5) of Student's t with `df` degrees of freedom.
+
+    Bisection on the exact distribution function for whole degrees of freedom (Abramowitz and
+    Stegun 26.7.3-4), so that no statistics library is needed.
+    """
+    if df < 1 or not 0.5 < probability < 1.0:
+        raise ValueError(
+            f"t_quantile needs df >= 1 and 0.5 < probability < 1, not {df}, {probability}"
+        )
+    central = 2.0 * probability - 1.0  # P(|T| <= t)
+    low, high = 0.0, math.pi / 2  # theta = atan(t / sqrt(df)) is monotone in t
+    for _ in range(100):
+        middle = (low + high) / 2
+        if _central_probability(middle, df) < central:
+            low = middle
+        else:
+            high = middle
+    return math.tan((low + high) / 2) * math.sqrt(df)
+
+
+def _central_probability(theta: float, df: int) -> float:
+    """P(|T| <= sqrt(df) tan(theta)) for Student's t with `df` degrees of freedom."""
+    sine, cosine = math.sin(theta), math.cos(theta)
+    if df % 2 == 1:
+        term, total = cosine, cosine if df > 1 else 0.0
+        for k in range(3, df - 1, 2):  # (2*4*..*(k-1)) / (3*5*..*k) cos^k
+            term *= cosine * cosine * (k - 1) / k
+            total += term
+        return 2.0 / math.pi * (theta + sine * total)
+    term, total = 1.0, 1.0
+    for k in range(2, df - 1, 2):  # (1*3*..*(k-1)) / (2*4*..*k) cos^k
+        term *= cosine * cosine * (k - 1) / k
+        total += term
+    return sine * total
 
 
 @dataclass(frozen=True)
@@ -33,17 +64,9 @@ class Interval:
         return f"{self.mean:.{digits}f} ± {self.half_width:.{digits}f} ({spread})"
 
 
-def t_quantile_95(degrees_of_freedom: int) -> float:
-    if degrees_of_freedom < 1:
-        raise ValueError("an interval needs at least two values")
-    if degrees_of_freedom <= len(T_95):
-        return T_95[degrees_of_freedom - 1]
-    z, df = Z_95, degrees_of_freedom
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
 def mean_interval(values: Sequence[float]) -> Interval:
     """The 95% t-interval of the mean of `values` (at least two)."""
     sd = statistics.stdev(values)
-    half_width = t_quantile_95(len(values) - 1) * sd / math.sqrt(len(values))
+    quantile = t_quantile(0.5 + CONFIDENCE / 2, len(values) - 1)
+    half_width = quantile * sd / math.sqrt(len(values))
     return Interval(statistics.fmean(values), half_width, sd, len(values))

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from src.evaluation.intervals import CONFIDENCE
 from src.sweeps.statistics import (
-    CONFIDENCE,
     Estimate,
     PairedDifference,
     compare_paired,

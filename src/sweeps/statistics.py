@@ -8,50 +8,11 @@ of the same seed removes what the seed does to both (the same first batches, the
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
-#: Two-sided confidence level of every interval.
-CONFIDENCE = 0.95
-
-
-def t_quantile(probability: float, df: int) -> float:
-    """The `probability` quantile (above 0.5) of Student's t with `df` degrees of freedom.
-
-    Bisection on the exact distribution function for whole degrees of freedom (Abramowitz and
-    Stegun 26.7.3-4), so that no statistics library is needed.
-    """
-    if df < 1 or not 0.5 < probability < 1.0:
-        raise ValueError(
-            f"t_quantile needs df >= 1 and 0.5 < probability < 1, not {df}, {probability}"
-        )
-    central = 2.0 * probability - 1.0  # P(|T| <= t)
-    low, high = 0.0, math.pi / 2  # theta = atan(t / sqrt(df)) is monotone in t
-    for _ in range(100):
-        middle = (low + high) / 2
-        if _central_probability(middle, df) < central:
-            low = middle
-        else:
-            high = middle
-    return math.tan((low + high) / 2) * math.sqrt(df)
-
-
-def _central_probability(theta: float, df: int) -> float:
-    """P(|T| <= sqrt(df) tan(theta)) for Student's t with `df` degrees of freedom."""
-    sine, cosine = math.sin(theta), math.cos(theta)
-    if df % 2 == 1:
-        term, total = cosine, cosine if df > 1 else 0.0
-        for k in range(3, df - 1, 2):  # (2*4*..*(k-1)) / (3*5*..*k) cos^k
-            term *= cosine * cosine * (k - 1) / k
-            total += term
-        return 2.0 / math.pi * (theta + sine * total)
-    term, total = 1.0, 1.0
-    for k in range(2, df - 1, 2):  # (1*3*..*(k-1)) / (2*4*..*k) cos^k
-        term *= cosine * cosine * (k - 1) / k
-        total += term
-    return sine * total
+from src.evaluation.intervals import mean_interval
 
 
 @dataclass(frozen=True)
@@ -72,9 +33,9 @@ def estimate(values: Sequence[float]) -> Estimate:
     mean = statistics.fmean(values)
     if len(values) < 2:
         return Estimate(len(values), mean, None, None, None)
-    sd = statistics.stdev(values)
-    half_width = t_quantile(0.5 + CONFIDENCE / 2, len(values) - 1) * sd / math.sqrt(len(values))
-    return Estimate(len(values), mean, sd, mean - half_width, mean + half_width)
+    interval = mean_interval(values)
+    low, high = interval.mean - interval.half_width, interval.mean + interval.half_width
+    return Estimate(len(values), interval.mean, interval.sd, low, high)
 
 
 #: The verdicts of `compare_paired`.

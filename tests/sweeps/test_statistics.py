@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from src.sweeps.statistics import compare_paired, estimate, t_quantile
+from src.evaluation.intervals import t_quantile
+from src.sweeps.statistics import compare_paired, estimate
 
 
 @pytest.mark.parametrize(
