@@ -18,6 +18,7 @@ import yaml
 from src.evaluation.intervals import Interval
 from src.evaluation.selective import threshold_for_precision
 from src.models.tasks import MULTILABEL
+from src.utils.markdown import markdown_table
 
 CARD_FILE = "MODEL_CARD.md"
 #: The headline metrics of each task's card, with their labels (metrics.json keys).
@@ -147,14 +148,6 @@ def _number(value: Any, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
-    ]
-
-
 def _classes(facts: CardFacts) -> list[str]:
     names = list(facts.model.class_names)
     counts = facts.counts
@@ -176,7 +169,14 @@ def _classes(facts: CardFacts) -> list[str]:
             row += [_number(scores.get(key)) for key in ("precision", "recall", "f1")]
         rows.append(tuple(row))
     where = "" if counts is None else f" Counts from `{counts.source}`."
-    return ["## Classes", "", *_table(tuple(header), rows), "", f"{len(names)} classes.{where}", ""]
+    return [
+        "## Classes",
+        "",
+        *markdown_table(tuple(header), rows),
+        "",
+        f"{len(names)} classes.{where}",
+        "",
+    ]
 
 
 def _data(facts: CardFacts) -> list[str]:
@@ -283,7 +283,7 @@ def _metrics(facts: CardFacts) -> list[str]:
             interval = facts.intervals.get(key)
             row += ("-" if interval is None else interval.text(),)
         rows.append(row)
-    lines += _table(header, rows)
+    lines += markdown_table(header, rows)
     if facts.seed_runs:
         runs = ", ".join(f"`{path.name}`" for path in facts.seed_runs)
         lines += ["", f"The intervals come from the seeded sweep's runs {runs} (Student's t)."]
@@ -323,7 +323,7 @@ def _calibration(facts: CardFacts) -> list[str]:
                 ("after", calibration["after"]),
             )
         ]
-        lines += ["", *_table(("", "expected calibration error", "loss"), rows)]
+        lines += ["", *markdown_table(("", "expected calibration error", "loss"), rows)]
     if per_class:
         lines += ["", "The per-class thresholds are on the calibrated probabilities."]
     return [*lines, ""]
@@ -349,7 +349,7 @@ def _abstention(facts: CardFacts) -> list[str]:
         f"On the {validation['images']} validation images of `{validation['data']}` (in "
         "model.json), `target_precision=` answers at these confidences:",
         "",
-        *_table(("target precision", "confidence at least", "precision", "answered"), rows),
+        *markdown_table(("target precision", "confidence at least", "precision", "answered"), rows),
         "",
     ]
 

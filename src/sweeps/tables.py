@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from src.utils.errors import one_line
+from src.utils.markdown import markdown_table
 
 
 @dataclass
@@ -32,9 +33,8 @@ def to_markdown(sections: Sequence[Section], title: str) -> str:
     for section in sections:
         lines += [f"## {section.title}", ""]
         lines += [item for text in section.before for item in (text, "")]
-        lines.append("| " + " | ".join(section.header) + " |")
-        lines.append("|" + "---|" * len(section.header))
-        lines += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in section.rows]
+        cells = ([markdown_cell(cell) for cell in row] for row in section.rows)
+        lines += markdown_table(section.header, cells)
         lines.append("")
         lines += [item for text in section.after for item in (text, "")]
         if section.figure:
